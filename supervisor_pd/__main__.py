@@ -1,0 +1,3 @@
+from supervisor_pd.cli import main
+
+raise SystemExit(main())

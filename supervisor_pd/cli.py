@@ -1,0 +1,98 @@
+"""The `supervisor-pd` command line.
+
+Every bad input ends as one line on stderr naming the file, field, flag or variable, and exit
+code 2; nothing is written in that case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from supervisor_pd import __version__
+from supervisor_pd.errors import ExitCode, SupervisorPdError
+from supervisor_pd.settings import SimProfile, Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="supervisor-pd",
+        description="Run MindIE prefill/decode disaggregated serving in one container.",
+    )
+    parser.add_argument("--version", action="version", version=f"supervisor-pd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plan = commands.add_parser(
+        "plan",
+        help="discover the host and write every MindIE config and the global ranktable",
+        description="Discover the host, plan the Servers, their ports and CPU sets, and write "
+        "config<n>.json, ms_controller.json, ms_coordinator.json and global_ranktable.json.",
+    )
+    plan.add_argument("--conf-dir", type=Path, help="folder with the input MindIE configs")
+    plan.add_argument("--output", type=Path, help="folder to write the generated files to")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--dry-run", action="store_true", help="plan and print, write nothing")
+    plan.add_argument(
+        "--simulate",
+        choices=[profile.value for profile in SimProfile],
+        help="plan for a simulated host instead of this machine",
+    )
+    plan.add_argument("--api-port", type=int, help="supervisor_pd's HTTP port")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {
+        "simulate": getattr(args, "simulate", None),
+        "conf_dir": getattr(args, "conf_dir", None),
+        "output_dir": getattr(args, "output", None),
+        "api_port": getattr(args, "api_port", None),
+    }
+    settings = load_settings(**flags)
+    if settings.simulate is not None:
+        from supervisor_pd.simulator.activate import activate
+
+        activate(settings.simulate.value, settings.state_dir)
+        settings = load_settings(**flags)
+    return settings
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from supervisor_pd.confdir import load_inputs
+    from supervisor_pd.materialize import check_output, materialize
+    from supervisor_pd.plan.planner import make_plan
+    from supervisor_pd.plan.ports import BindChecker
+    from supervisor_pd.plan.render import plan_json, plan_text
+    from supervisor_pd.platform.discover import discover
+
+    settings = _settings(args)
+    inputs = load_inputs(settings)
+    output = settings.output.absolute()
+    check_output(output, inputs.conf_dir)
+    facts = discover(settings)
+    plan = make_plan(facts, inputs, settings, BindChecker())
+    written = not args.dry_run
+    if written:
+        materialize(plan, output)
+    if args.json:
+        sys.stdout.write(orjson.dumps(plan_json(plan, str(output), written), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(plan_text(plan, str(output), written))
+    return ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"plan": cmd_plan}
+    try:
+        return int(handlers[args.command](args))
+    except SupervisorPdError as exc:
+        sys.stderr.write(f"supervisor-pd: error: {exc}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Planning: a pure function of host facts, input configs and settings that returns a Plan."""

@@ -1,0 +1,226 @@
+"""The MindIE files supervisor_pd writes, built from the user's files and the plan.
+
+Each file starts as a copy of the user's JSON, so fields supervisor_pd does not manage keep
+their values and order; then exact key paths (never a search by key name) are set, and each
+value that single-container PD needs is recorded with the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from supervisor_pd.confdir import ConfInputs, Document
+from supervisor_pd.errors import InputError
+from supervisor_pd.formats.common import dump_json, validate_document
+from supervisor_pd.formats.controller_config import ControllerConfigFile
+from supervisor_pd.formats.coordinator_config import CoordinatorConfigFile
+from supervisor_pd.formats.server_config import ServerConfigFile
+from supervisor_pd.plan.model import ControllerPlan, CoordinatorPlan, ServerPlan, SettingWritten
+
+SINGLE_CONTAINER = "pd_disaggregation_single_container"
+SERVER_FILE_PATTERN = "config<n>.json"
+
+# tls_config switches of features that single-container mode never starts (ClusterD, etcd
+# backup, CCAE, the alarm listener); whether they are on does not matter here.
+_UNUSED_TLS = ("cluster_", "etcd_server_", "ccae_", "alarm_")
+
+
+class Recorder:
+    """Collects every value written into a MindIE file together with why it must be so."""
+
+    def __init__(self) -> None:
+        self.written: list[SettingWritten] = []
+        self._seen: set[tuple[str, str]] = set()
+
+    def set(self, doc: dict[str, Any], path: str, value: Any, *, file: str, why: str, record: bool = True) -> None:
+        keys = path.split(".")
+        node = doc
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        previous = node.get(keys[-1], _MISSING)
+        node[keys[-1]] = value
+        if record and (file, path) not in self._seen:
+            self._seen.add((file, path))
+            self.written.append(
+                SettingWritten(
+                    file=file,
+                    field=path,
+                    value=_text(value),
+                    previous=None if previous is _MISSING else _text(previous),
+                    why=why,
+                )
+            )
+
+
+_MISSING = object()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def tls_switches_on(inputs: ConfInputs) -> list[str]:
+    """Every TLS switch that is on (or on by MindIE's default) in the input files."""
+    found: list[str] = []
+    server_docs = [inputs.template] if inputs.template is not None else list(inputs.servers.values())
+    for doc in server_docs:
+        assert doc is not None
+        section = doc.model.ServerConfig
+        if section.httpsEnabled:
+            found.append(f"{doc.name}: ServerConfig.httpsEnabled")
+        if section.interCommTLSEnabled is not False:
+            state = "" if section.interCommTLSEnabled else " (absent, which MindIE reads as true)"
+            found.append(f"{doc.name}: ServerConfig.interCommTLSEnabled{state}")
+    for name, tls in (
+        (inputs.controller.name, inputs.controller.model.tls_config),
+        (inputs.coordinator.name, inputs.coordinator.model.tls_config),
+    ):
+        for key, value in tls.items():
+            if key.endswith("_tls_enable") and not key.startswith(_UNUSED_TLS) and _is_on(value):
+                found.append(f"{name}: tls_config.{key}")
+    return found
+
+
+def _is_on(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def check_inputs(inputs: ConfInputs) -> None:
+    """Refuse inputs single-container PD cannot run with, naming the switch to change."""
+    switches = tls_switches_on(inputs)
+    if switches:
+        raise InputError(
+            switches[0].split(":")[0],
+            "TLS is switched on in " + "; ".join(switches) + ". supervisor_pd talks plain HTTP to MindIE and "
+            "does not set up certificates yet: set these to false",
+        )
+    multi = inputs.controller.model.multi_node_infer_config
+    if multi is not None and multi.multi_node_infer_enable:
+        raise InputError(
+            f"{inputs.controller.name}: multi_node_infer_config.multi_node_infer_enable",
+            "is true; one container runs single-node Servers only: set it to false",
+        )
+    docs = [inputs.template] if inputs.template is not None else list(inputs.servers.values())
+    for doc in docs:
+        assert doc is not None
+        backend = doc.model.BackendConfig
+        if backend.multiNodesInferEnabled:
+            raise InputError(
+                f"{doc.name}: BackendConfig.multiNodesInferEnabled",
+                "is true; one container runs single-node Servers only: set it to false",
+            )
+        deploy, schedule = backend.ModelDeployConfig, backend.ScheduleConfig
+        if schedule.maxIterTimes > deploy.maxSeqLen:
+            raise InputError(
+                f"{doc.name}: BackendConfig.ScheduleConfig.maxIterTimes",
+                f"is {schedule.maxIterTimes}, more than ModelDeployConfig.maxSeqLen {deploy.maxSeqLen}; the "
+                "Coordinator refuses instances whose max output length exceeds the max sequence length",
+            )
+
+
+def server_config(doc: Document[ServerConfigFile], server: ServerPlan, recorder: Recorder) -> tuple[str, bytes]:
+    """config<n>.json for one Server."""
+    data = copy.deepcopy(doc.raw)
+    first = server.index == 1
+
+    def put(path: str, value: Any, why: str) -> None:
+        recorder.set(data, path, value, file=SERVER_FILE_PATTERN, why=why, record=first)
+
+    put("ServerConfig.inferMode", "dmi", "PD disaggregation: the Server waits for its role and loads the model then")
+    put("ServerConfig.ipAddress", server.ip, "all components share one host; the ranktable names this address")
+    put(
+        "ServerConfig.managementIpAddress",
+        server.ip,
+        "the Controller reaches management on the ranktable's server_ip",
+    )
+    put("ServerConfig.port", server.ports.port, "business port, from the port plan")
+    put("ServerConfig.managementPort", server.ports.management, "management port, from the port plan")
+    put("ServerConfig.metricsPort", server.ports.metrics, "metrics port, from the port plan")
+    put("ServerConfig.interCommPort", server.ports.inter_comm, "P<->D hand-off port, from the port plan")
+    put(
+        "BackendConfig.npuDeviceIds",
+        [[device.logical_id for device in server.devices]],
+        "this Server's logical NPU ids; in dmi mode the Controller's role request carries the same devices",
+    )
+    put("BackendConfig.modelInstanceNumber", 1, "one model instance per Server; must match npuDeviceIds")
+    validate_document(ServerConfigFile, data, server.config_file)
+    return server.config_file, dump_json(data)
+
+
+def controller_config(
+    doc: Document[ControllerConfigFile],
+    controller: ControllerPlan,
+    coordinator: CoordinatorPlan,
+    rates: tuple[int, int],
+    ranktable_path: str,
+    recorder: Recorder,
+) -> bytes:
+    data = copy.deepcopy(doc.raw)
+    name = doc.name
+
+    def put(path: str, value: Any, why: str) -> None:
+        recorder.set(data, path, value, file=name, why=why)
+
+    put("deploy_mode", SINGLE_CONTAINER, "only this mode sets the Controller's single-container flag")
+    put("default_p_rate", rates[0], "the resolved P:D ratio (MINDIE_MS_P_RATE/D_RATE override the file)")
+    put("default_d_rate", rates[1], "the resolved P:D ratio (MINDIE_MS_P_RATE/D_RATE override the file)")
+    put("http_server.ip", controller.ip, "the Controller's probe listener (POD_IP overrides it at run time too)")
+    put("http_server.port", controller.port, "the Controller's probe listener, from the port plan")
+    put("mindie_ms_coordinator_port", coordinator.manage_port, "must equal the Coordinator's manage_port")
+    put(
+        "mindie_ms_coordinator_external_port",
+        coordinator.external_port,
+        "must equal the Coordinator's external_port (metrics)",
+    )
+    put("controller_alarm_port", coordinator.alarm_port, "must equal the Coordinator's alarm_port")
+    put(
+        "node_manager_port",
+        controller.node_manager_port,
+        "the Controller polls it on each Server IP; kept apart from every listener",
+    )
+    put("global_rank_table_file_path", ranktable_path, "the ranktable written with this plan")
+    if rates[0] > 0:
+        put(
+            "digs_periodic_role_decision.auto_pd_role_switching_enable",
+            False,
+            "a fixed P:D ratio must not be re-decided every day by DIGS",
+        )
+    put(
+        "multi_node_infer_config.multi_node_infer_enable",
+        False,
+        "single container: no multi-node Servers, no alarm listener",
+    )
+    validate_document(ControllerConfigFile, data, name)
+    return dump_json(data)
+
+
+def coordinator_config(doc: Document[CoordinatorConfigFile], coordinator: CoordinatorPlan, recorder: Recorder) -> bytes:
+    data = copy.deepcopy(doc.raw)
+    name = doc.name
+
+    def put(path: str, value: Any, why: str) -> None:
+        recorder.set(data, path, value, file=name, why=why)
+
+    put("digs_scheduler_config.deploy_mode", SINGLE_CONTAINER, "the Coordinator's single-container PD mode")
+    put(
+        "digs_scheduler_config.scheduler_type",
+        "digs_scheduler",
+        "PD routing needs the DIGS scheduler",
+    )
+    put("digs_scheduler_config.algorithm_type", "load_balance", "PD routing needs load_balance")
+    put("http_config.predict_ip", coordinator.predict_ip, "inference listener (POD_IP when set)")
+    put("http_config.manage_ip", coordinator.manage_ip, "manage, status and metrics listeners")
+    put("http_config.predict_port", str(coordinator.predict_port), "inference port (a string in this file)")
+    put("http_config.manage_port", str(coordinator.manage_port), "the Controller's refreshes arrive here")
+    put("http_config.status_port", str(coordinator.status_port), "probes: /v1/startup, /v1/readiness")
+    put("http_config.external_port", str(coordinator.external_port), "aggregated /metrics")
+    put("http_config.alarm_port", str(coordinator.alarm_port), "the Controller's alarm port")
+    validate_document(CoordinatorConfigFile, data, name)
+    return dump_json(data)

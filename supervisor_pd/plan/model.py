@@ -1,0 +1,160 @@
+"""The deployment plan: an immutable value that says what will run where, on which ports and CPUs,
+and which files will be written. It can be printed, diffed and tested without any process."""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from supervisor_pd.platform.facts import DeviceType, Level
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Role(StrEnum):
+    PREFILL = "prefill"
+    DECODE = "decode"
+    AUTO = "auto"
+
+
+class PortOrigin(StrEnum):
+    """Where a port came from. `moved` ports were configured but could not be kept."""
+
+    CONFIGURED = "configured"
+    GENERATED = "generated"
+    MOVED = "moved"
+
+
+class NoticeOut(Frozen):
+    level: Level
+    subject: str
+    message: str
+
+
+class PortAssignment(Frozen):
+    """One port of one component, where it is written and why it has its value."""
+
+    owner: str
+    field: str
+    port: int
+    ip: str
+    listens: bool
+    origin: PortOrigin
+    requested: int | None = None
+    reason: str = ""
+    also_written_to: tuple[str, ...] = ()
+
+
+class DevicePlan(Frozen):
+    phy_id: int
+    logical_id: int
+    rank_id: int
+    npu_id: int
+    chip_id: int
+    device_ip: str
+    device_ip_source: str
+    numa_node: int | None
+    super_device_id: str | None = None
+
+
+class ServerPorts(Frozen):
+    port: int
+    management: int
+    metrics: int
+    inter_comm: int
+
+
+class ServerPlan(Frozen):
+    """One MindIE Server: `index` names config<index>.json; `instance_id` is the Controller's id."""
+
+    index: int
+    instance_id: int
+    name: str
+    role: Role
+    ip: str
+    devices: tuple[DevicePlan, ...]
+    numa_node: int | None
+    cpus: tuple[int, ...] | None
+    ports: ServerPorts
+    config_file: str
+
+
+class CoordinatorPlan(Frozen):
+    predict_ip: str
+    manage_ip: str
+    predict_port: int
+    manage_port: int
+    status_port: int
+    external_port: int
+    alarm_port: int
+
+
+class ControllerPlan(Frozen):
+    ip: str
+    port: int
+    node_manager_port: int
+
+
+class SupervisorPlan(Frozen):
+    api_host: str
+    api_port: int
+
+
+class SettingWritten(Frozen):
+    """A value supervisor_pd sets in a MindIE file, with the reason it must be so."""
+
+    file: str
+    field: str
+    value: str
+    previous: str | None
+    why: str
+
+
+class PlannedFile(Frozen):
+    name: str
+    content: bytes
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+class Plan(Frozen):
+    device_type: DeviceType
+    device_type_source: str
+    simulated: str | None
+    world_size: int
+    p_rate: int
+    d_rate: int
+    rate_source: str
+    servers: tuple[ServerPlan, ...]
+    coordinator: CoordinatorPlan
+    controller: ControllerPlan
+    supervisor: SupervisorPlan
+    control_cpus: tuple[int, ...] | None
+    container_cpus: tuple[int, ...]
+    ports: tuple[PortAssignment, ...]
+    settings_written: tuple[SettingWritten, ...]
+    notices: tuple[NoticeOut, ...]
+    files: tuple[PlannedFile, ...]
+    conf_dir: str
+    conf_source: str
+
+    @property
+    def prefill(self) -> tuple[ServerPlan, ...]:
+        return tuple(server for server in self.servers if server.role is Role.PREFILL)
+
+    @property
+    def decode(self) -> tuple[ServerPlan, ...]:
+        return tuple(server for server in self.servers if server.role is Role.DECODE)
+
+    def file(self, name: str) -> PlannedFile:
+        for planned in self.files:
+            if planned.name == name:
+                return planned
+        raise KeyError(name)

@@ -1,0 +1,107 @@
+"""Showing a plan: a readable table for people, JSON for programs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor_pd.platform.cpuset import format_cpulist
+from supervisor_pd.platform.facts import Level
+from supervisor_pd.plan.model import Plan, PortOrigin, Role
+
+
+def plan_json(plan: Plan, output: str, written: bool) -> dict[str, Any]:
+    data = plan.model_dump(mode="json", exclude={"files"})
+    data["files"] = [
+        {"name": planned.name, "bytes": len(planned.content), "sha256": planned.sha256} for planned in plan.files
+    ]
+    data["output"] = output
+    data["written"] = written
+    return data
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) if rows else len(headers[i]) for i in range(len(headers))]
+    lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return lines
+
+
+def _cpus(cpus: tuple[int, ...] | None) -> str:
+    return format_cpulist(cpus) if cpus else "-"
+
+
+def plan_text(plan: Plan, output: str, written: bool) -> str:
+    servers = plan.servers
+    chips = sum(len(server.devices) for server in servers)
+    if plan.p_rate:
+        split = f"P:D {plan.p_rate}:{plan.d_rate} -> {len(plan.prefill)} prefill, {len(plan.decode)} decode"
+    else:
+        split = "P:D decided by the Controller"
+    host = plan.device_type.label + (f" (simulated: {plan.simulated})" if plan.simulated else "")
+    out = [
+        f"supervisor-pd plan: {host}",
+        f"  {chips} NPU chips / worldSize {plan.world_size} = {len(servers)} Servers; {split}",
+        f"  device type from {plan.device_type_source}; P:D from {plan.rate_source}",
+        f"  inputs:  {plan.conf_dir}  ({plan.conf_source})",
+        f"  output:  {output}  ({'written' if written else 'not written: --dry-run'})",
+        "",
+        "Servers",
+    ]
+    rows = []
+    for server in servers:
+        rows.append(
+            [
+                str(server.index),
+                server.role.value if server.role is not Role.AUTO else "auto",
+                ",".join(str(d.phy_id) for d in server.devices),
+                ",".join(str(d.logical_id) for d in server.devices),
+                ",".join(d.device_ip for d in server.devices),
+                "-" if server.numa_node is None else str(server.numa_node),
+                _cpus(server.cpus),
+                str(server.ports.port),
+                str(server.ports.management),
+                str(server.ports.metrics),
+                str(server.ports.inter_comm),
+            ]
+        )
+    out += _table(
+        ["#", "role", "NPUs", "logical", "device IPs", "NUMA", "CPUs", "port", "mgmt", "metrics", "intercomm"], rows
+    )
+    coordinator, controller = plan.coordinator, plan.controller
+    out += ["", "Components"]
+    out += _table(
+        ["name", "address", "ports", "CPUs"],
+        [
+            [
+                "coordinator",
+                f"{coordinator.predict_ip} / {coordinator.manage_ip}",
+                f"predict {coordinator.predict_port}, manage {coordinator.manage_port}, status "
+                f"{coordinator.status_port}, external {coordinator.external_port}, alarm {coordinator.alarm_port}",
+                _cpus(plan.control_cpus),
+            ],
+            [
+                "controller",
+                controller.ip,
+                f"http {controller.port}, node_manager {controller.node_manager_port} (not listened on)",
+                _cpus(plan.control_cpus),
+            ],
+            ["supervisor", plan.supervisor.api_host, f"api {plan.supervisor.api_port}", _cpus(plan.control_cpus)],
+        ],
+    )
+    moved = [p for p in plan.ports if p.origin is PortOrigin.MOVED]
+    if moved:
+        out += ["", "Ports moved"]
+        out += [f"  {p.owner} {p.field}: {p.requested} -> {p.port}: {p.reason}" for p in moved]
+    out += ["", "Settings written (single-container PD needs them)"]
+    for setting in plan.settings_written:
+        change = f" (was {setting.previous})" if setting.previous not in (None, setting.value) else ""
+        value = setting.value if len(setting.value) <= 40 else setting.value[:37] + "..."
+        out.append(f"  {setting.file}: {setting.field} = {value}{change}  - {setting.why}")
+    for level, title in ((Level.WARNING, "Warnings"), (Level.INFO, "Notes")):
+        items = [n for n in plan.notices if n.level is level]
+        if items:
+            out += ["", title]
+            out += [f"  {n.subject}: {n.message}" for n in items]
+    out += ["", "Files"]
+    out += [f"  {planned.name}  ({len(planned.content)} bytes)" for planned in plan.files]
+    return "\n".join(out) + "\n"

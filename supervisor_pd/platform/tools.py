@@ -1,0 +1,54 @@
+"""Running host tools (npu-smi, hccn_tool, lspci): argv lists only, bounded in time."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+
+class ToolError(Exception):
+    """A host tool is missing, failed, timed out or printed something unusable."""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+    def failure(self) -> str:
+        """One line describing a non-zero exit, with the tool's own last words."""
+        said = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        tail = said[-1][:200] if said else "no output"
+        return f"`{self.command}` exited with {self.returncode}: {tail}"
+
+
+def run_tool(argv: list[str], timeout: float) -> ToolResult:
+    """Run a host tool found on PATH. Raises ToolError if it is missing or times out."""
+    executable = shutil.which(argv[0])
+    if executable is None:
+        raise ToolError(f"`{argv[0]}` was not found on PATH")
+    try:
+        completed = subprocess.run(
+            [executable, *argv[1:]],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"`{' '.join(argv)}` did not finish within {timeout:g} s") from None
+    except OSError as exc:
+        raise ToolError(f"`{' '.join(argv)}` could not be started: {exc.strerror}") from None
+    return ToolResult(
+        argv=tuple(argv),
+        returncode=completed.returncode,
+        stdout=completed.stdout.decode("utf-8", errors="replace"),
+        stderr=completed.stderr.decode("utf-8", errors="replace"),
+    )

@@ -1,0 +1,209 @@
+"""Every setting of supervisor_pd, declared once: type, default, environment name, description.
+
+Our own settings read `SUPERVISOR_PD_*` variables. MindIE's variables keep their names and
+meaning, so an existing pod spec works unchanged. Precedence: command-line flag > environment
+> default. The CLI passes its flags as keyword arguments, which pydantic-settings ranks first.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from supervisor_pd.errors import InputError
+
+PREFIX = "SUPERVISOR_PD_"
+
+
+class SimProfile(StrEnum):
+    """Simulated hosts shipped with the simulator."""
+
+    A2 = "800i-a2"
+    A3 = "800i-a3"
+    A2_4NPU = "800i-a2-4npu"
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "supervisor-pd"
+
+
+Port = Annotated[int, Field(ge=1024, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Settings for planning and running the PD stack."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        env_ignore_empty=True,
+        case_sensitive=False,
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+        frozen=True,
+    )
+
+    # --- supervisor_pd's own settings ------------------------------------------------
+    simulate: SimProfile | None = Field(
+        None,
+        description="Run on a simulated host (800i-a2, 800i-a3, 800i-a2-4npu): the simulator's bin "
+        "folder goes first on PATH and the sample configs are used unless a conf dir is given.",
+    )
+    conf_dir: Path | None = Field(
+        None,
+        description="Folder with the MindIE input configs (config.json or config1..N.json, "
+        "ms_controller.json, ms_coordinator.json). Default: CONFIG_FROM_CONFIG_FILE_PATH, else "
+        "$MIES_INSTALL_PATH/conf.",
+    )
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Where supervisor_pd keeps generated configs, simulated hosts and process state.",
+    )
+    output_dir: Path | None = Field(
+        None, description="Where the generated configs and ranktable go. Default: <state_dir>/conf."
+    )
+    host_root: Path = Field(
+        Path("/"),
+        description="Root under which /sys, /proc, /dev and /etc are read (tests point it at fixture trees).",
+    )
+    device_ips: Literal["auto", "strict"] = Field(
+        "auto",
+        description="auto: fall back to placeholder device IPs (1.1.1.N) with a warning when a device "
+        "has none; strict: a missing device IP is an error.",
+    )
+    device_type: Literal["auto", "800i-a2", "800i-a3"] = Field(
+        "auto", description="Atlas 800I model; auto reads lspci (d802/d803), else npu-smi's chip name."
+    )
+    cpu_binding: Literal["auto", "off", "strict"] = Field(
+        "auto",
+        description="auto: bind each Server to CPUs of its NPUs' NUMA node, degrading with a warning "
+        "where the topology does not allow it; strict: fail instead; off: no CPU binding.",
+    )
+    control_cpus: int = Field(
+        0,
+        ge=0,
+        description="CPUs reserved for the supervisor, Controller and Coordinator; 0 = one per 32 "
+        "container CPUs, at least one.",
+    )
+    port_base: Port = Field(2000, description="First port tried when a port has to be generated.")
+    port_conflicts: Literal["repair", "strict"] = Field(
+        "repair",
+        description="repair: a configured port that clashes or is taken is moved and the move is "
+        "reported; strict: it is an error.",
+    )
+    api_host: IPv4Address = Field(IPv4Address("0.0.0.0"), description="Address of supervisor_pd's HTTP port.")
+    api_port: Port = Field(8080, description="supervisor_pd's HTTP port (probes, status, metrics, API).")
+    server_ip: IPv4Address = Field(
+        IPv4Address("127.0.0.1"),
+        description="ipAddress and managementIpAddress of every Server (one host, so loopback).",
+    )
+    hccl_json: Path = Field(
+        Path("/user/serverid/devindex/config/hccl.json"),
+        description="The Ascend Operator's hccl.json (A3); read under host_root when present and completed.",
+    )
+    tool_timeout: float = Field(10.0, gt=0, description="Seconds allowed for one npu-smi/hccn_tool/lspci call.")
+
+    # --- MindIE's own variables, same names and meaning ---------------------------------
+    mies_install_path: Path | None = Field(
+        None, validation_alias="MIES_INSTALL_PATH", description="MindIE Motor install folder."
+    )
+    gen_server_port: bool = Field(
+        True,
+        validation_alias="MINDIE_MS_GEN_SERVER_PORT",
+        description="true: generate every Server's ports from port_base and one config.json; "
+        "false: take config1..N.json as given and repair clashes.",
+    )
+    p_rate: int | None = Field(
+        None,
+        ge=0,
+        le=767,
+        validation_alias="MINDIE_MS_P_RATE",
+        description="Prefill share; overrides default_p_rate of ms_controller.json.",
+    )
+    d_rate: int | None = Field(
+        None,
+        ge=0,
+        le=767,
+        validation_alias="MINDIE_MS_D_RATE",
+        description="Decode share; overrides default_d_rate of ms_controller.json.",
+    )
+    pod_ip: IPv4Address | None = Field(
+        None,
+        validation_alias="POD_IP",
+        description="Container IP: the Coordinator's predict IP and the Controller's listener IP.",
+    )
+    ascend_visible_devices: str | None = Field(
+        None,
+        validation_alias="ASCEND_VISIBLE_DEVICES",
+        description="Physical NPU ids given to the container (e.g. 0-3,6).",
+    )
+    ascend_rt_visible_devices: str | None = Field(
+        None,
+        validation_alias="ASCEND_RT_VISIBLE_DEVICES",
+        description="Logical NPU ids the CANN runtime may use, renumbered from 0.",
+    )
+    log_to_file: str = Field("1", validation_alias="MINDIE_LOG_TO_FILE", description="MindIE file logging.")
+    log_to_stdout: str = Field("1", validation_alias="MINDIE_LOG_TO_STDOUT", description="MindIE stdout logging.")
+    log_level: str = Field("INFO", validation_alias="MINDIE_LOG_LEVEL", description="MindIE log level.")
+    config_from_config_file_path: Path | None = Field(
+        None,
+        validation_alias="CONFIG_FROM_CONFIG_FILE_PATH",
+        description="Config files mounted from a ConfigMap (read through its ..data link).",
+    )
+
+    @field_validator("gen_server_port", mode="before")
+    @classmethod
+    def _strict_bool(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() not in {"true", "false", "1", "0"}:
+            raise ValueError("must be true or false")
+        return value
+
+    @property
+    def output(self) -> Path:
+        return self.output_dir if self.output_dir is not None else self.state_dir / "conf"
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return alias
+    return PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from flags (keyword arguments) and the environment.
+
+    A bad value raises InputError naming the flag or variable and what is allowed.
+    """
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        if field in flags:
+            where = "--" + field.replace("_", "-")
+        elif field in Settings.model_fields:
+            where = env_name(field)
+        else:
+            where = field
+        raise InputError(where, _describe(error)) from None
+
+
+def _describe(error: Any) -> str:
+    value = error.get("input")
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{message} (got {shown})"
