@@ -15,7 +15,7 @@ import orjson
 
 from supervisor_pd import __version__
 from supervisor_pd.errors import ExitCode, SupervisorPdError
-from supervisor_pd.settings import SimProfile, Settings, load_settings
+from supervisor_pd.settings import Settings, SimProfile, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         help="plan for a simulated host instead of this machine",
     )
     plan.add_argument("--api-port", type=int, help="supervisor_pd's HTTP port")
+
+    show = commands.add_parser("settings", help="show the effective settings, or their reference")
+    show.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
     return parser
 
 
@@ -86,9 +89,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    from supervisor_pd.settings import env_name, settings_markdown
+
+    if args.markdown:
+        sys.stdout.write(settings_markdown())
+        return ExitCode.OK
+    settings = load_settings()
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        shown = value.value if hasattr(value, "value") else value
+        sys.stdout.write(f"{env_name(name)}={'' if shown is None else shown}\n")
+    return ExitCode.OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"plan": cmd_plan}
+    handlers = {"plan": cmd_plan, "settings": cmd_settings}
     try:
         return int(handlers[args.command](args))
     except SupervisorPdError as exc:

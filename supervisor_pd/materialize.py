@@ -55,8 +55,7 @@ def check_output(output: Path, conf_dir: Path) -> Path:
         if entries and MARKER not in entries:
             raise InputError(
                 where,
-                f"{show_path(target)} is not empty and was not written by supervisor-pd; "
-                "choose an empty or new folder",
+                f"{show_path(target)} is not empty and was not written by supervisor-pd; choose an empty or new folder",
             )
     return target
 

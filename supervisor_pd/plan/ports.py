@@ -11,6 +11,7 @@ every clash an error instead.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import socket
@@ -180,9 +181,13 @@ def _owner(port: int) -> str:
         if not process.name.isdigit():
             continue
         try:
-            links = {str(fd.readlink()) for fd in (process / "fd").iterdir()}
+            descriptors = list((process / "fd").iterdir())
         except OSError:
             continue
+        links = set()
+        for descriptor in descriptors:
+            with contextlib.suppress(OSError):  # closed since the listing
+                links.add(str(descriptor.readlink()))
         if links & wanted:
             try:
                 name = (process / "comm").read_text().strip()

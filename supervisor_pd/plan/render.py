@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from supervisor_pd.plan.model import Plan, PortOrigin, Role
 from supervisor_pd.platform.cpuset import format_cpulist
 from supervisor_pd.platform.facts import Level
-from supervisor_pd.plan.model import Plan, PortOrigin, Role
 
 
 def plan_json(plan: Plan, output: str, written: bool) -> dict[str, Any]:
@@ -20,7 +20,9 @@ def plan_json(plan: Plan, output: str, written: bool) -> dict[str, Any]:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) if rows else len(headers[i]) for i in range(len(headers))]
+    widths = [
+        max(len(headers[i]), *(len(row[i]) for row in rows)) if rows else len(headers[i]) for i in range(len(headers))
+    ]
     lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return lines

@@ -118,7 +118,6 @@ def _visible_chips(run: _Discovery) -> list[Chip]:
         Chip(npu_id=m.npu_id, chip_id=m.chip_id, phy_id=phy, logical_id=-1, chip_name=m.chip_name)
         for m, phy in zip(mapped, phy_ids, strict=True)
     ]
-    chips = _apply_visible_devices(run, chips)
     missing = sorted(chip.phy_id for chip in chips if chip.phy_id not in present)
     if missing and len(missing) == len(chips):
         raise InputError(
@@ -129,7 +128,9 @@ def _visible_chips(run: _Discovery) -> list[Chip]:
     if missing:
         run.note(Level.WARNING, "/dev", f"/dev/davinci{{{_ids(missing)}}} missing: those NPUs are not used")
         chips = [chip for chip in chips if chip.phy_id in present]
-    return _logical_ids(run, chips)
+    # The runtime numbers every device node it can open, so logical ids are counted before
+    # ASCEND_VISIBLE_DEVICES narrows down which of them this deployment uses.
+    return _apply_visible_devices(run, _logical_ids(run, chips))
 
 
 def _physical_ids(mapped: list[npusmi.MappedChip], present: set[int]) -> list[int]:

@@ -24,7 +24,8 @@ class ToolResult:
 
     def failure(self) -> str:
         """One line describing a non-zero exit, with the tool's own last words."""
-        said = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        # npu-smi and hccn_tool print the reason on stdout and log noise on stderr.
+        said = (self.stdout.strip() or self.stderr.strip()).splitlines()
         tail = said[-1][:200] if said else "no output"
         return f"`{self.command}` exited with {self.returncode}: {tail}"
 
