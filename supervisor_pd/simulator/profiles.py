@@ -7,7 +7,7 @@ real tools print for that host.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -132,20 +132,12 @@ A3 = HostProfile(
 
 # The same A2 host seen from a container given NPUs 4-7: npu-smi lists only those, its logic
 # ids restart at 0, hccn_tool is not installed in the image and /etc/hccn.conf is mounted.
-A2_4NPU = HostProfile(
+A2_4NPU = replace(
+    A2,
     name="800i-a2-4npu",
     summary="Container on an Atlas 800I A2 limited to NPUs 4-7 by ASCEND_VISIBLE_DEVICES, 48 CPUs",
-    pci_device="d802",
-    chip_name="Ascend 910B3",
-    board_chip_name="910B3",
-    product_name="IT21DMDA",
-    npu_smi_version="23.0.6",
-    count_key="Card Count",
-    phy_id_column=False,
     chips=_a2_chips(range(4, 8), logic_base=4),
-    numa_cpus={0: "0-95", 1: "96-191"},
     container_cpus="96-143",
-    cgroup="v1",
     hccn_tool=False,
     hccn_conf={npu: f"29.1.1.{npu + 1}" for npu in range(8)},
     env={"ASCEND_VISIBLE_DEVICES": "4-7"},
