@@ -18,6 +18,16 @@ from supervisor_pd.simulator.profiles import HostProfile
 
 MARKER = "simhost.json"
 HOST_TOOLS = ("npu-smi", "hccn_tool", "lspci")
+# The MindIE executables under their real names. The launchers (mindie_llm_server,
+# mindie_motor_*) exec the binary in the real install, so here they run the same module.
+MINDIE_BINARIES = {
+    "mindieservice_daemon": "supervisor_pd.simulator.server",
+    "mindie_llm_server": "supervisor_pd.simulator.server",
+    "ms_controller": "supervisor_pd.simulator.controller",
+    "mindie_motor_controller": "supervisor_pd.simulator.controller",
+    "ms_coordinator": "supervisor_pd.simulator.coordinator",
+    "mindie_motor_coordinator": "supervisor_pd.simulator.coordinator",
+}
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,9 @@ def build_sim_host(profile: HostProfile, root: Path) -> SimHost:
     tools = [tool for tool in HOST_TOOLS if tool != "hccn_tool" or profile.hccn_tool]
     for tool in tools:
         write_wrapper(host.bin_dir / tool, "supervisor_pd.simulator.hosttools", [tool], root)
+    for name, module in MINDIE_BINARIES.items():
+        write_wrapper(host.bin_dir / name, module, [], root)
+    (root / "run").mkdir(mode=0o700)
     return host
 
 

@@ -1,0 +1,3 @@
+from supervisor_pd.simulator.controller.main import main
+
+raise SystemExit(main())

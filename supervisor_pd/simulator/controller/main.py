@@ -1,0 +1,146 @@
+"""Simulated MindIE Controller (`ms_controller` / `mindie_motor_controller`), reference §3.
+
+Config: $MINDIE_MS_CONTROLLER_CONFIG_FILE_PATH, else ./conf/ms_controller.json. Ranktable:
+$GLOBAL_RANK_TABLE_FILE_PATH, else global_rank_table_file_path. Listener: (POD_IP or
+http_server.ip):http_server.port with /v1/startup and /v1/health.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from supervisor_pd.simulator.controller.scheduler import NodeScheduler, log
+from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
+
+DEPLOY_MODES = {"pd_separate", "pd_disaggregation", "pd_disaggregation_single_container", "single_node"}
+_PROBE_BODY = {"message": "", "status": "0"}
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _rate(name: str, configured: int) -> int:
+    # An invalid value falls back to the file's value, as the real Controller does.
+    text = os.environ.get(name, "")
+    if text.strip().isdigit() and 0 <= int(text) <= 767:
+        return int(text)
+    return configured
+
+
+def load_config() -> tuple[dict[str, Any], Path]:
+    path = Path(os.environ.get("MINDIE_MS_CONTROLLER_CONFIG_FILE_PATH") or "./conf/ms_controller.json")
+    try:
+        config = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load {path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} is not a JSON object")
+    if config.get("deploy_mode") not in DEPLOY_MODES:
+        raise ConfigError(f"deploy_mode {config.get('deploy_mode')!r} is not one of {sorted(DEPLOY_MODES)}")
+    server = config.get("http_server")
+    if not isinstance(server, dict) or not isinstance(server.get("port"), int):
+        raise ConfigError("http_server.ip and http_server.port are required")
+    for key in ("default_p_rate", "default_d_rate"):
+        value = config.get(key, 0)
+        if not isinstance(value, int) or not 0 <= value <= 767:
+            raise ConfigError(f"{key} must be an integer in [0, 767]")
+    for key, value in (config.get("tls_config") or {}).items():
+        if key.endswith("_tls_enable") and value is True and not key.startswith(("cluster", "etcd", "ccae", "alarm")):
+            raise ConfigError(f"tls_config.{key} is true: the simulated Controller speaks plain HTTP")
+    ranktable = os.environ.get("GLOBAL_RANK_TABLE_FILE_PATH") or config.get("global_rank_table_file_path")
+    if not ranktable:
+        raise ConfigError("no ranktable: set GLOBAL_RANK_TABLE_FILE_PATH or global_rank_table_file_path")
+    return config, Path(ranktable)
+
+
+def main(argv: list[str] | None = None) -> int:
+    knobs = load_knobs()
+    exit_fault = knobs.fault("controller", "exit")
+    if exit_fault is not None and first_time("controller", exit_fault):
+        log(f"[ERROR] exiting at start with code {int(exit_fault.value or 1)} (injected fault)")
+        return int(exit_fault.value or 1)
+    try:
+        config, ranktable = load_config()
+    except ConfigError as exc:
+        log(f"[ERROR] invalid configuration: {exc}")
+        return 1
+    p_rate = _rate("MINDIE_MS_P_RATE", config.get("default_p_rate", 0))
+    d_rate = _rate("MINDIE_MS_D_RATE", config.get("default_d_rate", 0))
+    if (p_rate == 0) != (d_rate == 0):
+        p_rate, d_rate = config.get("default_p_rate", 0), config.get("default_d_rate", 0)
+    if p_rate == 0:
+        p_rate = d_rate = 1  # rates 0/0: the DIGS decision; the simulator splits evenly
+    return asyncio.run(_run(config, ranktable, (p_rate, d_rate), knobs))
+
+
+async def _run(config: dict[str, Any], ranktable: Path, rates: tuple[int, int], knobs: Knobs) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    ip = os.environ.get("POD_IP") or config["http_server"]["ip"]
+    port = config["http_server"]["port"]
+    await asyncio.sleep(knobs.scaled(2.0))  # the probe server's own start-up wait
+    runner = web.AppRunner(_probe_app(), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, ip, port).start()
+    except OSError as exc:
+        log(f"[ERROR] probe server failed to listen on {ip}:{port}: {exc.strerror}")
+        return 1
+    log(f"probe server listening on {ip}:{port}")
+    coordinator = (_coordinator_ip(ranktable), int(config.get("mindie_ms_coordinator_port", 1026)))
+    scheduler = NodeScheduler(config, ranktable, rates, coordinator, knobs)
+    work = loop.create_task(scheduler.run())
+    _schedule_faults(knobs, loop)
+    await stop.wait()
+    log("stopping (the Servers keep running)")
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    await runner.cleanup()
+    return 0
+
+
+def _coordinator_ip(ranktable: Path) -> str:
+    with contextlib.suppress(OSError, ValueError, KeyError, IndexError, TypeError, StopIteration):
+        data = json.loads(ranktable.read_bytes())
+        group = next(g for g in data["server_group_list"] if g.get("group_id") == "0")
+        return group["server_list"][0]["server_ip"]
+    return "127.0.0.1"
+
+
+def _probe_app() -> web.Application:
+    async def handle(request: web.Request) -> web.Response:
+        # Routes match by prefix, as the Controller's HttpServer does.
+        if request.method == "GET" and request.path.startswith(("/v1/startup", "/v1/health")):
+            return web.json_response(_PROBE_BODY)
+        return web.Response(status=404, text=f"Cannot find the resource {request.path}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def _schedule_faults(knobs: Knobs, loop: asyncio.AbstractEventLoop) -> None:
+    crash = knobs.fault("controller", "crash_after")
+    if crash is not None and first_time("controller", crash):
+        loop.call_later(crash.value or 0.0, os.kill, os.getpid(), signal.SIGKILL)
+    hang = knobs.fault("controller", "hang_after")
+    if hang is not None and first_time("controller", hang):
+        loop.call_later(hang.value or 0.0, os.kill, os.getpid(), signal.SIGSTOP)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

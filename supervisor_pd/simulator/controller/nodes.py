@@ -1,0 +1,191 @@
+"""What the Controller knows about each Server, and the messages it builds (reference §3.4-3.6)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from supervisor_pd.formats.ranktable import SERVER_GROUP
+
+NUM_INSTANCES_SINGLE_CONTAINER = 16
+GROUP_SIZE = 16
+ROLE_CODES = {"prefill": 80, "decode": 68, "flex": 70}
+LABELS = {"prefill": 2, "decode": 3, "flex": 4}
+STATUS_FIELDS = (
+    "waitingRequestNum",
+    "runningRequestNum",
+    "swappedRequestNum",
+    "freeNpuBlockNums",
+    "freeCpuBlockNums",
+    "totalNpuBlockNums",
+    "totalCpuBlockNums",
+)
+
+
+@dataclass
+class Node:
+    id: int
+    ip: str
+    port: int
+    mgmt_port: int
+    metric_port: int
+    inter_comm_port: int | None
+    devices: list[dict[str, Any]]
+    super_pod_id: str | None = None
+    role: str | None = None
+    group: int = 0
+    peers: list[int] = field(default_factory=list)
+    healthy: bool = False
+    recovering: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+    total_slots: int = 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.ip, self.mgmt_port
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.ip}:{self.mgmt_port}"
+
+    def describe(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"server_ip": self.ip, "id": self.id, "host_ip": self.ip, "device": self.devices}
+        if self.super_pod_id is not None:
+            entry["super_pod_id"] = self.super_pod_id
+        return entry
+
+    def link_ok(self, peer_id: int) -> bool:
+        peers = self.status.get("linkStatus", {}).get("peers", [])
+        return any(p.get("target") == peer_id and p.get("link") == "ok" for p in peers if isinstance(p, dict))
+
+
+def nodes_from_ranktable(data: dict[str, Any], defaults: dict[str, int]) -> list[Node]:
+    """Group "2", in ranktable order; ids count from 0 (reference §5.3 rule 5)."""
+    group = next(g for g in data["server_group_list"] if g.get("group_id") == SERVER_GROUP)
+    pods: dict[str, str] = {}
+    for pod in group.get("super_pod_list", []) or []:
+        for member in pod.get("server_list", []):
+            pods[member.get("server_id", "")] = str(pod.get("super_pod_id"))
+    nodes = []
+    for index, server in enumerate(group.get("server_list", [])):
+        comm = server.get("inter_comm_port")
+        nodes.append(
+            Node(
+                id=index,
+                ip=server["server_ip"],
+                port=int(server.get("predict_port", defaults["port"])),
+                mgmt_port=int(server.get("mgmt_port", defaults["mgmt_port"])),
+                metric_port=int(server.get("metric_port", defaults["metric_port"])),
+                inter_comm_port=int(comm) if comm else None,
+                devices=[dict(d) for d in server.get("device", [])],
+                super_pod_id=server.get("super_pod_id", pods.get(server.get("server_id", ""))),
+            )
+        )
+    return nodes
+
+
+def split_roles(nodes: list[Node], p_rate: int, d_rate: int) -> None:
+    """AssignRoleByDefiniteRatio: the first ceil(n*p/(p+d)) nodes in ranktable order are prefill;
+    groups of at most 16 each get their share of both roles, and every P is peered with every D
+    of its group."""
+    count = len(nodes)
+    prefill = min(count - 1, max(1, math.ceil(count * p_rate / (p_rate + d_rate))))
+    groups = max(1, math.ceil(count / GROUP_SIZE))
+    for position, node in enumerate(nodes):
+        node.role = "prefill" if position < prefill else "decode"
+        index = position if position < prefill else position - prefill
+        node.group = index % groups
+    for node in nodes:
+        other = "decode" if node.role == "prefill" else "prefill"
+        node.peers = [peer.id for peer in nodes if peer.role == other and peer.group == node.group]
+
+
+def role_body(node: Node, nodes: dict[int, Node], position: int, exclude: int | None = None) -> dict[str, Any]:
+    """BuildPostRoleReqBodyByVec: the node itself as `local`, its peers as `peers`."""
+    local = node.describe() | {
+        "instance_idx_in_pod": position,
+        "num_instances_per_pod": NUM_INSTANCES_SINGLE_CONTAINER,
+        "is_single_container": True,
+    }
+    peers = [nodes[peer].describe() for peer in node.peers if peer != exclude and peer in nodes]
+    return {"local": local, "peers": peers}
+
+
+def check_config(data: Any) -> str | None:
+    """The Controller's checks of a Server's /v1/config reply (ServerRequestHandler L37-40)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    rules = (("maxSeqLen", 0, 4294967295), ("maxOutputLen", 1, 4294967294), ("cacheBlockSize", 1, 128))
+    for key, low, high in rules:
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            return f"{key} must be an integer in [{low}, {high}]"
+    if not isinstance(data.get("modelName"), str) or not data["modelName"]:
+        return "modelName must be a non-empty string"
+    return None
+
+
+def check_status(data: Any) -> str | None:
+    """The Controller's checks of a Server's /v1/status reply (L160-230)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    service, resource = data.get("service"), data.get("resource")
+    if not isinstance(service, dict) or service.get("roleStatus") not in ("RoleUnknown", "RoleSwitching", "RoleReady"):
+        return "service.roleStatus is missing or unknown"
+    if service.get("currentRole") not in ("prefill", "decode", "flex", "none"):
+        return "service.currentRole is missing or unknown"
+    if not isinstance(resource, dict):
+        return "resource is missing"
+    slots = resource.get("availSlotsNum")
+    if not isinstance(slots, int) or isinstance(slots, bool) or not 0 <= slots <= 5000:
+        return "resource.availSlotsNum must be an integer in [0, 5000]"
+    blocks = resource.get("availBlockNum")
+    if not isinstance(blocks, int) or isinstance(blocks, bool) or blocks < 0:
+        return "resource.availBlockNum must be a non-negative integer"
+    for key in STATUS_FIELDS:
+        if not isinstance(resource.get(key), int):
+            return f"resource.{key} is missing"
+    peers = data.get("linkStatus", {}).get("peers") if isinstance(data.get("linkStatus"), dict) else None
+    if not isinstance(peers, list):
+        return "linkStatus.peers is missing"
+    return None
+
+
+def instance(node: Node) -> dict[str, Any]:
+    """One entry of POST /v1/instances/refresh (CoordinatorRequestHandler L330-470)."""
+    resource = node.status.get("resource", {})
+    role = node.role or "none"
+    return {
+        "id": node.id,
+        "ip": node.ip,
+        "port": str(node.port),
+        "metric_port": str(node.metric_port),
+        "inter_comm_port": str(node.inter_comm_port) if node.inter_comm_port else "",
+        "model_name": node.config.get("modelName", ""),
+        "dynamic_info": {
+            "avail_slots_num": resource.get("availSlotsNum", 0),
+            "avail_block_num": resource.get("availBlockNum", 0),
+            "waiting_request_num": resource.get("waitingRequestNum", 0),
+            "running_request_num": resource.get("runningRequestNum", 0),
+            "swapped_request_num": resource.get("swappedRequestNum", 0),
+            "free_npu_block_nums": resource.get("freeNpuBlockNums", 0),
+            "free_cpu_block_nums": resource.get("freeCpuBlockNums", 0),
+            "total_npu_block_nums": resource.get("totalNpuBlockNums", 0),
+            "total_cpu_block_nums": resource.get("totalCpuBlockNums", 0),
+            "peers": list(node.peers),
+        },
+        "static_info": {
+            "group_id": node.group,
+            "max_seq_len": node.config.get("maxSeqLen", 0),
+            "virtual_id": node.id,
+            "max_output_len": node.config.get("maxOutputLen", 0),
+            "total_slots_num": node.total_slots,
+            "total_block_num": resource.get("totalNpuBlockNums", 0),
+            "block_size": node.config.get("cacheBlockSize", 0),
+            "label": LABELS.get(role, 0),
+            "role": ROLE_CODES.get(role, 85),
+            "p_percentage": 0,
+        },
+    }

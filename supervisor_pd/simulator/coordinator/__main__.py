@@ -1,0 +1,3 @@
+from supervisor_pd.simulator.coordinator.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""The Coordinator's view of the Servers: admission from the Controller's refresh (reference
+§4.3) and one long-lived `/dresult` stream per decode instance (§2.6)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+PREFILL_ROLE, DECODE_ROLE = 80, 68
+STATIC_LABELS = {2, 3}
+
+
+def log(message: str) -> None:
+    print(f"[ms_coordinator] {message}", flush=True)
+
+
+@dataclass
+class Instance:
+    id: int
+    ip: str
+    port: int
+    metric_port: int
+    inter_comm_port: int | None
+    role: int
+    peers: list[int]
+    model_name: str
+    static: dict[str, Any]
+    dynamic: dict[str, Any]
+    online: bool = True
+    outstanding: int = 0
+    tasks: set[str] = field(default_factory=set)
+
+    @property
+    def is_prefill(self) -> bool:
+        return self.role == PREFILL_ROLE
+
+    @property
+    def is_decode(self) -> bool:
+        return self.role == DECODE_ROLE
+
+
+def _port(value: Any) -> int | None:
+    text = str(value)
+    if text.isdigit() and 1024 <= int(text) <= 65535:
+        return int(text)
+    return None
+
+
+def admit(item: Any) -> tuple[Instance | None, str]:
+    """Instance admission checks (ControllerListener L440-620); (instance, "") or (None, why)."""
+    if not isinstance(item, dict):
+        return None, "not an object"
+    static, dynamic = item.get("static_info"), item.get("dynamic_info")
+    if not isinstance(static, dict) or not isinstance(dynamic, dict):
+        return None, "static_info and dynamic_info are required"
+    port, metric_port = _port(item.get("port")), _port(item.get("metric_port"))
+    inter_comm = _port(item.get("inter_comm_port"))
+    if port is None or metric_port is None:
+        return None, "port and metric_port must be valid ports"
+    if inter_comm is None:
+        return None, "inter_comm_port must be a valid port in single-container mode"
+    max_seq, max_out = static.get("max_seq_len", 0), static.get("max_output_len", 0)
+    checks = (
+        (static.get("total_block_num", 0) > 0, "total_block_num must be > 0"),
+        (1 <= static.get("block_size", 0) <= 128, "block_size must be in [1, 128]"),
+        (static.get("label") in STATIC_LABELS, "label must be a static label"),
+        (max_seq > 0, "max_seq_len must be > 0"),
+        (1 <= max_out <= max_seq, "max_output_len must be in [1, max_seq_len]"),
+        (1 <= static.get("total_slots_num", 0) <= 5000, "total_slots_num must be in [1, 5000]"),
+        (static.get("role") in (PREFILL_ROLE, DECODE_ROLE), "role must be P or D"),
+    )
+    for ok, why in checks:
+        if not ok:
+            return None, why
+    return (
+        Instance(
+            id=int(item["id"]),
+            ip=str(item["ip"]),
+            port=port,
+            metric_port=metric_port,
+            inter_comm_port=inter_comm,
+            role=static["role"],
+            peers=[int(p) for p in dynamic.get("peers", [])],
+            model_name=str(item.get("model_name", "")),
+            static=static,
+            dynamic=dynamic,
+        ),
+        "",
+    )
+
+
+class DecodeStream:
+    """Reads `reqId:<id>\\0<prefix><body>\\0` frames from one D and hands them to waiting requests."""
+
+    def __init__(self, instance: Instance, session: aiohttp.ClientSession, waiters: dict[str, asyncio.Queue]) -> None:
+        self.instance = instance
+        self.session = session
+        self.waiters = waiters
+        self.connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        url = f"http://{self.instance.ip}:{self.instance.port}/dresult"
+        while True:
+            try:
+                timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+                async with self.session.get(url, timeout=timeout) as response:
+                    if response.status != 200:
+                        raise aiohttp.ClientError(f"/dresult answered {response.status}")
+                    self.connected.set()
+                    await self._read(response)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                if self.connected.is_set():
+                    log(f"/dresult stream of instance {self.instance.id} ended: {exc}")
+            self.connected.clear()
+            await asyncio.sleep(1.0)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> None:
+        buffer = b""
+        request_id: str | None = None
+        async for chunk in response.content.iter_any():
+            buffer += chunk
+            while b"\0" in buffer:
+                part, buffer = buffer.split(b"\0", 1)
+                if request_id is None:
+                    request_id = part.decode(errors="replace").removeprefix("reqId:")
+                    continue
+                prefix, _, body = part.partition(b":")
+                kind = prefix.decode(errors="replace")
+                if kind == "close":
+                    return
+                queue = self.waiters.get(request_id)
+                if queue is not None and kind in ("data", "lastData", "error", "retry"):
+                    queue.put_nowait((kind, body))
+                request_id = None

@@ -1,0 +1,345 @@
+"""Simulated MindIE Coordinator (`ms_coordinator` / `mindie_motor_coordinator`), reference §4.
+
+`ms_coordinator [predict_ip [manage_ip]]`; config from $MINDIE_MS_COORDINATOR_CONFIG_FILE_PATH,
+else ../conf/ms_coordinator.json. Four listeners: predict (inference), manage (the Controller's
+refreshes), status (probes), external (aggregated /metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import json
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from supervisor_pd.simulator.coordinator.instances import DecodeStream, Instance, admit, log
+from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    predict_ip: str
+    manage_ip: str
+    predict_port: int
+    manage_port: int
+    status_port: int
+    external_port: int
+    max_requests: int
+    single_node_max_requests: int
+    body_limit: int
+    max_retry: int
+    first_token_timeout: float
+    infer_timeout: float
+    reuse_time: float
+
+
+def _port(config: dict[str, Any], key: str) -> int:
+    value = config.get("http_config", {}).get(key)
+    if not isinstance(value, str) or not value.isdigit() or not 1024 <= int(value) <= 65535:
+        raise ConfigError(f'http_config.{key} must be a port written as a string, "1024".."65535"')
+    return int(value)
+
+
+def _ip(value: str, allow_zero: bool) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ipaddress.AddressValueError:
+        raise ConfigError(f"{value!r} is not a valid IP address") from None
+    if address.is_unspecified and not allow_zero:
+        raise ConfigError("0.0.0.0 needs allow_all_zero_ip_listening")
+    return value
+
+
+def load_settings(argv: list[str]) -> Settings:
+    if len(argv) > 2:
+        raise ConfigError("usage: ms_coordinator [predict_ip [manage_ip]]")
+    path = Path(os.environ.get("MINDIE_MS_COORDINATOR_CONFIG_FILE_PATH") or "../conf/ms_coordinator.json")
+    try:
+        config = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load {path}: {exc}") from None
+    http = config.get("http_config", {})
+    allow_zero = bool(http.get("allow_all_zero_ip_listening", False))
+    mode = config.get("digs_scheduler_config", {}).get("deploy_mode")
+    if mode not in ("single_node", "pd_separate", "pd_disaggregation", "pd_disaggregation_single_container"):
+        raise ConfigError(f"digs_scheduler_config.deploy_mode {mode!r} is not valid")
+    for key, value in (config.get("tls_config") or {}).items():
+        if key.endswith("_tls_enable") and value is True and not key.startswith(("etcd", "alarm")):
+            raise ConfigError(f"tls_config.{key} is true: the simulated Coordinator speaks plain HTTP")
+    limits = config.get("request_limit", {})
+    exceptions = config.get("exception_config", {})
+    max_requests = int(os.environ.get("MINDIE_MS_COORDINATOR_CONFIG_MAX_REQ") or limits.get("max_requests", 10000))
+    single = int(
+        os.environ.get("MINDIE_MS_COORDINATOR_CONFIG_SINGLE_NODE_MAX_REQ")
+        or limits.get("single_node_max_requests", 1000)
+    )
+    return Settings(
+        predict_ip=_ip(argv[0] if argv else http.get("predict_ip", "127.0.0.1"), allow_zero),
+        manage_ip=_ip(argv[1] if len(argv) > 1 else http.get("manage_ip", "127.0.0.1"), allow_zero),
+        predict_port=_port(config, "predict_port"),
+        manage_port=_port(config, "manage_port"),
+        status_port=_port(config, "status_port"),
+        external_port=_port(config, "external_port"),
+        max_requests=max_requests,
+        single_node_max_requests=single,
+        body_limit=int(limits.get("body_limit", 1)) * 1024 * 1024,
+        max_retry=int(exceptions.get("max_retry", 5)),
+        first_token_timeout=float(exceptions.get("first_token_timeout", 600)),
+        infer_timeout=float(exceptions.get("infer_timeout", 600)),
+        reuse_time=float(config.get("prometheus_metrics_config", {}).get("reuse_time", 3)),
+    )
+
+
+class Coordinator:
+    def __init__(self, settings: Settings, knobs: Knobs) -> None:
+        self.settings = settings
+        self.knobs = knobs
+        self.instances: dict[int, Instance] = {}
+        self.streams: dict[int, DecodeStream] = {}
+        self.waiters: dict[str, asyncio.Queue[tuple[str, bytes]]] = {}
+        self.refreshed = False
+        self.inflight = 0
+        self._ids = itertools.count(random.randrange(1, 2**40))  # noqa: S311
+        self._metrics_cache: tuple[float, str] | None = None
+        self.session: aiohttp.ClientSession | None = None
+
+    # --- readiness ----------------------------------------------------------------------
+
+    def routable(self) -> tuple[list[Instance], list[Instance]]:
+        prefill = [i for i in self.instances.values() if i.is_prefill and i.online]
+        decode = [
+            i
+            for i in self.instances.values()
+            if i.is_decode and i.online and i.id in self.streams and self.streams[i.id].connected.is_set()
+        ]
+        return prefill, decode
+
+    @property
+    def ready(self) -> bool:
+        prefill, decode = self.routable()
+        return bool(prefill) and bool(decode)
+
+    # --- manage port --------------------------------------------------------------------
+
+    async def refresh(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            items = body["instances"]
+            assert isinstance(items, list)
+        except (ValueError, KeyError, AssertionError, TypeError):
+            return web.json_response({"error": "invalid refresh body"}, status=400)
+        admitted: dict[int, Instance] = {}
+        for item in items:
+            found, why = admit(item)
+            if found is None:
+                log(f"instance {item.get('id') if isinstance(item, dict) else '?'} not admitted: {why}")
+                continue
+            admitted[found.id] = found
+        for gone in set(self.instances) - set(admitted):
+            await self._remove(gone)
+        for instance_id, fresh in admitted.items():
+            known = self.instances.get(instance_id)
+            if known is not None and (known.ip, known.port, known.role) == (fresh.ip, fresh.port, fresh.role):
+                known.peers, known.static, known.dynamic = fresh.peers, fresh.static, fresh.dynamic
+                continue
+            if known is not None:
+                await self._remove(instance_id)
+            self.instances[instance_id] = fresh
+            role = "prefill" if fresh.is_prefill else "decode"
+            log(f"instance {instance_id} added as {role} ({fresh.ip}:{fresh.port})")
+            if fresh.is_decode:
+                assert self.session is not None
+                stream = DecodeStream(fresh, self.session, self.waiters)
+                self.streams[instance_id] = stream
+                stream.start()
+        self.refreshed = True
+        return web.json_response({"result": "ok"})
+
+    async def _remove(self, instance_id: int) -> None:
+        instance = self.instances.pop(instance_id, None)
+        stream = self.streams.pop(instance_id, None)
+        if stream is not None:
+            await stream.stop()
+        if instance is not None:
+            log(f"instance {instance_id} removed")
+            for request_id in list(instance.tasks):
+                queue = self.waiters.get(request_id)
+                if queue is not None:
+                    queue.put_nowait(("error", b'{"error":"the instance serving this request left the cluster"}'))
+
+    async def coordinator_info(self, request: web.Request) -> web.Response:
+        if not self.refreshed:
+            return web.json_response({"error": "no instance information yet"}, status=503)
+        schedule = [
+            {"id": i.id, "allocated_slots": i.outstanding, "allocated_blocks": i.outstanding}
+            for i in self.instances.values()
+        ]
+        return web.json_response(
+            {
+                "schedule_info": schedule,
+                "request_num": self.inflight,
+                "request_length_info": {"input_len": 0, "output_len": 0},
+            }
+        )
+
+    async def set_online(self, request: web.Request) -> web.Response:
+        online = request.path.endswith("/online")
+        try:
+            ids = (await request.json())["ids"]
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "invalid body"}, status=400)
+        for instance_id in ids:
+            if instance_id in self.instances:
+                self.instances[instance_id].online = online
+        return web.json_response({"result": "ok"})
+
+    async def tasks(self, request: web.Request) -> web.Response:
+        instance = self.instances.get(
+            int(request.query.get("id", "-1")) if request.query.get("id", "").isdigit() else -1
+        )
+        return web.json_response({"tasks": sorted(instance.tasks) if instance else []})
+
+    async def query_tasks(self, request: web.Request) -> web.Response:
+        try:
+            ids = (await request.json()).get("ids", [])
+        except (ValueError, AttributeError):
+            return web.json_response({"error": "invalid body"}, status=400)
+        return web.json_response({str(i): len(self.instances[i].tasks) for i in ids if i in self.instances})
+
+    # --- status port --------------------------------------------------------------------
+
+    async def always(self, request: web.Request) -> web.Response:
+        return web.json_response({"message": "", "status": "0"})
+
+    async def readiness(self, request: web.Request) -> web.Response:
+        if not self.ready:
+            return web.json_response({"message": "not ready", "status": "1"}, status=503)
+        model = request.match_info.get("model")
+        if model is not None and model not in {i.model_name for i in self.instances.values()}:
+            return web.json_response({"message": f"model {model} is not served", "status": "1"}, status=503)
+        return web.json_response({"message": "", "status": "0"})
+
+    # --- external port ------------------------------------------------------------------
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        from supervisor_pd.simulator.coordinator.aggregate import aggregate
+
+        now = time.monotonic()
+        if self._metrics_cache is None or now - self._metrics_cache[0] > self.settings.reuse_time:
+            assert self.session is not None
+            text = await aggregate(self.session, list(self.instances.values()))
+            self._metrics_cache = (now, text)
+        return web.Response(text=self._metrics_cache[1], content_type="text/plain")
+
+    def next_id(self) -> str:
+        return str(next(self._ids))
+
+
+async def _serve(settings: Settings, knobs: Knobs) -> int:
+    from supervisor_pd.simulator.coordinator.router import Router
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    coordinator = Coordinator(settings, knobs)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+    async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20) as session:
+        coordinator.session = session
+        router = Router(coordinator, session)
+        apps = {
+            (settings.predict_ip, settings.predict_port): router.app(),
+            (settings.manage_ip, settings.manage_port): _manage_app(coordinator),
+            (settings.manage_ip, settings.status_port): _status_app(coordinator),
+            (settings.manage_ip, settings.external_port): _external_app(coordinator),
+        }
+        runners = []
+        for (host, port), app in apps.items():
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:
+                log(f"[ERROR] failed to listen on {host}:{port}: {exc.strerror}")
+                return 1
+            runners.append(runner)
+        log(
+            f"listening: predict {settings.predict_ip}:{settings.predict_port}, manage {settings.manage_ip}:"
+            f"{settings.manage_port}, status {settings.status_port}, external {settings.external_port}"
+        )
+        _schedule_faults(knobs, loop)
+        await stop.wait()
+        log("stopping")
+        for stream in coordinator.streams.values():
+            await stream.stop()
+        for runner in runners:
+            await runner.cleanup()
+    return 0
+
+
+def _manage_app(coordinator: Coordinator) -> web.Application:
+    app = web.Application()
+    app.router.add_post("/v1/instances/refresh", coordinator.refresh)
+    app.router.add_get("/v1/coordinator_info", coordinator.coordinator_info)
+    app.router.add_post("/v1/instances/offline", coordinator.set_online)
+    app.router.add_post("/v1/instances/online", coordinator.set_online)
+    app.router.add_get("/v1/instances/tasks", coordinator.tasks)
+    app.router.add_post("/v1/instances/query_tasks", coordinator.query_tasks)
+    app.router.add_get("/recvs_info", coordinator.always)
+    app.router.add_post("/backup_info", coordinator.always)
+    return app
+
+
+def _status_app(coordinator: Coordinator) -> web.Application:
+    app = web.Application()
+    for path in ("/v1/startup", "/v1/health", "/v2/health/live"):
+        app.router.add_get(path, coordinator.always)
+    app.router.add_get("/v1/readiness", coordinator.readiness)
+    app.router.add_get("/v2/health/ready", coordinator.readiness)
+    app.router.add_get("/v2/models/{model}/ready", coordinator.readiness)
+    return app
+
+
+def _external_app(coordinator: Coordinator) -> web.Application:
+    app = web.Application()
+    app.router.add_get("/metrics", coordinator.metrics)
+    return app
+
+
+def _schedule_faults(knobs: Knobs, loop: asyncio.AbstractEventLoop) -> None:
+    crash = knobs.fault("coordinator", "crash_after")
+    if crash is not None and first_time("coordinator", crash):
+        loop.call_later(crash.value or 0.0, os.kill, os.getpid(), signal.SIGKILL)
+    hang = knobs.fault("coordinator", "hang_after")
+    if hang is not None and first_time("coordinator", hang):
+        loop.call_later(hang.value or 0.0, os.kill, os.getpid(), signal.SIGSTOP)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    knobs = load_knobs()
+    exit_fault = knobs.fault("coordinator", "exit")
+    if exit_fault is not None and first_time("coordinator", exit_fault):
+        log(f"[ERROR] exiting at start with code {int(exit_fault.value or 1)} (injected fault)")
+        return int(exit_fault.value or 1)
+    try:
+        settings = load_settings(argv)
+    except ConfigError as exc:
+        log(f"[ERROR] {exc}")
+        return 1
+    return asyncio.run(_serve(settings, knobs))

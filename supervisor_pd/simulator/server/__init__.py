@@ -1,0 +1,1 @@
+"""Simulated MindIE Server (`mindieservice_daemon` / `mindie_llm_server`)."""

@@ -1,0 +1,3 @@
+from supervisor_pd.simulator.server.main import main
+
+raise SystemExit(main())

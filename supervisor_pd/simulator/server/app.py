@@ -1,0 +1,543 @@
+"""A simulated Server's endpoints: management (§2.1-2.3), business (§2.4-2.6), metrics (§2.7)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import ipaddress
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from supervisor_pd.simulator import textgen
+from supervisor_pd.simulator.httpd import (
+    HttpError,
+    Request,
+    Response,
+    Router,
+    StreamResponse,
+    json_response,
+    text_response,
+)
+from supervisor_pd.simulator.knobs import Knobs, first_time, run_dir
+from supervisor_pd.simulator.server import pd
+from supervisor_pd.simulator.server.config import ServerConfig
+from supervisor_pd.simulator.server.state import ROLE_READY, ROLE_SWITCHING, Peer, ServerState
+
+ERROR_TYPES = {
+    400: "Bad Request",
+    404: "NotFoundError",
+    422: "Input Validation Error",
+    424: "Generation Error",
+    500: "Incomplete Generation",
+    503: "Service Unavailable",
+}
+GENERATION_PATHS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/infer",
+    "/infer_token",
+    "/",
+    "/generate",
+    "/generate_stream",
+)
+_NUMERIC = re.compile(r"^\d+$")
+
+
+def error(status: int, message: str) -> Response:
+    return json_response({"error": message, "error_type": ERROR_TYPES.get(status, "Error")}, status)
+
+
+def log(message: str) -> None:
+    sys.stdout.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] [{os.getpid()}] {message}\n")
+    sys.stdout.flush()
+
+
+class SimServer:
+    def __init__(self, config: ServerConfig, knobs: Knobs, on_stop: Callable[[bool], None]) -> None:
+        self.config = config
+        self.knobs = knobs
+        self.state = ServerState(config)
+        self.dispatcher = pd.DResultDispatcher(keepalive=knobs.scaled(5.0))
+        self._on_stop = on_stop
+        self._intercomm: asyncio.Server | None = None
+        self._locks: list[int] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop_calls = 0
+        self._request_counter = 0
+        slow = knobs.fault(config.target, "slow_health")
+        self._slow = (slow.value or 0.0) if slow is not None and first_time(config.target, slow) else 0.0
+        self._never_ready = knobs.fault(config.target, "never_ready") is not None
+        load_fail = knobs.fault(config.target, "load_fail")
+        self._load_fail = load_fail is not None and first_time(config.target, load_fail)
+        retry = knobs.fault(config.target, "retry_requests")
+        self._retries_left = int(retry.value or 1) if retry is not None else 0
+
+    def spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- gates ------------------------------------------------------------------------
+
+    async def management_gate(self, request: Request) -> Response | None:
+        if self._slow and request.method == "GET":
+            await asyncio.sleep(self._slow)
+        if request.path == "/stopService":
+            return None  # a second call gets its own answer (500)
+        if self.state.stopped:
+            return error(503, "The service has been stopped.")
+        if not self.state.healthy:
+            return Response(status=503, body=b"")
+        return None
+
+    async def business_gate(self, request: Request) -> Response | None:
+        if not self.state.healthy:
+            return Response(status=503, body=b"")
+        return None
+
+    # --- routes -----------------------------------------------------------------------
+
+    def management_routes(self) -> Router:
+        router = Router()
+        router.add("GET", "/health/timed", self.health_timed)
+        router.add("GET", "/health/timed-{n}", self.health_timed)
+        router.add("GET", "/v2/health/live", self.health_live)
+        router.add("GET", "/v2/health/ready", self.health_ready)
+        router.add("GET", "/v2/models/{model}/ready", self.model_ready)
+        router.add("GET", "/health", self.tgi_health)
+        router.add("GET", "/info", self.info)
+        router.add("GET", "/v2/models/{model}/getSlotCount", self.slot_count)
+        router.add("GET", "/metrics-json", self.metrics_json)
+        router.add("GET", "/stopService", self.stop_service)
+        router.add("GET", "/v1/config", self.v1_config)
+        router.add("GET", "/v1/status", self.v1_status)
+        router.add("POST", "/v1/role/{role}", self.post_role)
+        return router
+
+    def business_routes(self) -> Router:
+        router = Router()
+        router.add("GET", "/v1/models", self.models)
+        router.add("GET", "/v1/models/{model*}", self.model)
+        router.add("GET", "/v2", self.triton_server)
+        router.add("GET", "/v2/models/{model}", self.triton_model)
+        router.add("GET", "/v2/models/{model}/config", self.triton_model)
+        for path in GENERATION_PATHS:
+            router.add("POST", path, self.generate)
+        for suffix in ("infer", "generate", "generate_stream"):
+            router.add("POST", "/v2/models/{model}/" + suffix, self.generate)
+        router.add("POST", "/v2/models/{model}/stopInfer", self.stop_infer)
+        router.add("POST", "/v1/tokenizer", self.tokenizer)
+        router.add("GET", "/dresult", self.dresult)
+        return router
+
+    def metrics_routes(self) -> Router:
+        router = Router()
+        router.add("GET", "/metrics", self.metrics)
+        return router
+
+    # --- management ---------------------------------------------------------------------
+
+    async def health_timed(self, request: Request) -> Response:
+        if self.state.model_loaded:
+            return json_response({"status": "healthy"})
+        return json_response({"status": "unhealthy"}, 500)
+
+    async def health_ready(self, request: Request) -> Response:
+        if self.state.ready:
+            return Response(status=200, body=b"")
+        return json_response({"message": "Service is abnormal"}, 500)
+
+    async def health_live(self, request: Request) -> Response:
+        return await self.health_ready(request)
+
+    async def model_ready(self, request: Request) -> Response:
+        if request.params["model"] != self.config.model_name:
+            return error(404, f"model {request.params['model']} is not served here")
+        return await self.health_ready(request)
+
+    async def tgi_health(self, request: Request) -> Response:
+        return await self.health_ready(request)
+
+    async def info(self, request: Request) -> Response:
+        return json_response(
+            {
+                "model_id": self.config.model_name,
+                "max_input_length": self.config.max_seq_len,
+                "max_total_tokens": self.config.max_seq_len,
+                "max_batch_size": self.config.max_batch_size,
+                "version": "sim",
+            }
+        )
+
+    async def slot_count(self, request: Request) -> Response:
+        return json_response({"availableSlots": self.config.max_batch_size - self.state.slots.running})
+
+    async def metrics_json(self, request: Request) -> Response:
+        metrics = self.state.metrics
+        return json_response(
+            {
+                "request_received_total": metrics.received,
+                "request_success_total": metrics.success,
+                "request_failed_total": metrics.failed,
+                "num_requests_running": self.state.slots.running,
+                "num_requests_waiting": self.state.slots.waiting,
+            }
+        )
+
+    async def v1_config(self, request: Request) -> Response:
+        return json_response(
+            {
+                "modelName": self.config.model_name,
+                "maxSeqLen": self.config.max_seq_len,
+                "npuMemSize": self.config.npu_mem_size,
+                "cpuMemSize": self.config.cpu_mem_size,
+                "worldSize": self.config.world_size,
+                "maxOutputLen": self.config.max_output_len,
+                "cacheBlockSize": self.config.cache_block_size,
+            }
+        )
+
+    async def v1_status(self, request: Request) -> Response:
+        return json_response(self.state.status_body())
+
+    async def stop_service(self, request: Request) -> Response:
+        self._stop_calls += 1
+        if self._stop_calls > 1:
+            return error(500, "stopService has already been called.")
+        force = request.query.get("mode", "").lower() == "force"
+        self.state.stopped = True
+        log(f"stopService called (mode={'Force' if force else 'graceful'})")
+        if not force:
+            await self.state.slots.idle.wait()
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, self._on_stop, force)
+        return json_response({"result": "ok"})
+
+    async def post_role(self, request: Request) -> Response:
+        role = request.params["role"]
+        if role not in ("prefill", "decode", "flex"):
+            return error(404, f"unknown role {role}")
+        if not self.config.dmi:
+            return error(400, "role assignment needs inferMode dmi")
+        body = request.json()
+        problem = _check_role_body(body, role)
+        if problem is not None:
+            return error(422, problem)
+        peers = body.get("peers", [])
+        if role != "flex" and not peers:
+            return error(503, f"{role} initialisation needs at least one peer")
+        local = body["local"]
+        changed = role != self.state.role
+        self.state.instance_id = int(local["id"]) if "id" in local else self.state.instance_id
+        self._update_peers(peers)
+        if changed:
+            self.state.role = role
+            self.state.role_status = ROLE_SWITCHING
+        log(f"role request: {role}, peers {[int(p.get('id', -1)) for p in peers]}")
+        if not self.state.model_loaded and not self.state.loading:
+            self.state.loading = True
+            self.spawn(self._load_model([d["device_id"] for d in local.get("device", [])]))
+        self.spawn(self._link())
+        return json_response({"result": "ok"})
+
+    def _update_peers(self, peers: list[dict[str, Any]]) -> None:
+        wanted: dict[int, Peer] = {}
+        for item in peers:
+            peer_id = int(item.get("id", -1))
+            known = self.state.peers.get(peer_id)
+            wanted[peer_id] = known if known is not None else Peer(peer_id, str(item.get("server_ip", "")))
+        self.state.peers = wanted
+
+    async def _load_model(self, devices: list[str]) -> None:
+        problem = self._claim_devices(devices)
+        if problem is None and self._load_fail:
+            problem = "aclrtSetDevice failed, ret=507033: the device is unavailable (injected fault)"
+        if problem is not None:
+            log(f"[ERROR] NPU initialisation failed: {problem}")
+            log("[ERROR] model worker exited with a non-zero status; killing the process group")
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+            return
+        try:
+            self._intercomm = await pd.serve_intercomm(self.config.ip, self.config.inter_comm_port, self._accept_decode)
+        except OSError as exc:
+            log(f"[ERROR] gRPC server failed to bind interCommPort {self.config.inter_comm_port}: {exc.strerror}")
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+            return
+        log(f"loading model {self.config.model_name} on devices {devices}")
+        await asyncio.sleep(self.knobs.model_load)
+        if self._never_ready:
+            log("model load hangs (injected fault)")
+            return
+        self.state.model_loaded = True
+        self.state.loading = False
+        log("model loaded")
+        await self._link()
+
+    def _claim_devices(self, devices: list[str]) -> str | None:
+        host = os.environ.get("SUPERVISOR_PD_SIM_HOST")
+        for device in devices:
+            if host and not (Path(host) / "dev" / f"davinci{device}").exists():
+                return f"device {device} does not exist on this host (dcmi error -8005)"
+            path = run_dir() / f"davinci{device}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return f"device {device} is used by another process (dcmi error -8020)"
+            self._locks.append(fd)  # held until this process ends
+        return None
+
+    async def _link(self) -> None:
+        await asyncio.sleep(self.knobs.link)
+        if not self.state.model_loaded:
+            return  # links are set up once the model is on the NPUs
+        for peer in self.state.peers.values():
+            if peer.link != "ok" and time.monotonic() - peer.since >= self.knobs.link * 0.99:
+                peer.link = "ok"
+        if self.state.model_loaded and self.state.peers and all(p.link == "ok" for p in self.state.peers.values()):
+            if self.state.role_status != ROLE_READY:
+                log(f"role {self.state.role} ready, links ok")
+            self.state.role_status = ROLE_READY
+
+    # --- business -----------------------------------------------------------------------
+
+    async def models(self, request: Request) -> Response:
+        return json_response({"object": "list", "data": [self._model_card()]})
+
+    async def model(self, request: Request) -> Response:
+        if request.params["model"] != self.config.model_name:
+            return error(404, f"The model `{request.params['model']}` does not exist.")
+        return json_response(self._model_card())
+
+    def _model_card(self) -> dict[str, Any]:
+        name = self.config.model_name
+        return {"id": name, "object": "model", "created": 0, "owned_by": "MindIE Server", "root": name, "parent": name}
+
+    async def triton_server(self, request: Request) -> Response:
+        return json_response({"name": "MindIE Server", "version": "sim", "extensions": []})
+
+    async def triton_model(self, request: Request) -> Response:
+        if request.params["model"] != self.config.model_name:
+            return error(404, f"model {request.params['model']} is not served here")
+        return json_response({"name": self.config.model_name, "versions": ["1"], "platform": "MindIE"})
+
+    async def stop_infer(self, request: Request) -> Response:
+        return json_response({"result": "ok"})
+
+    async def tokenizer(self, request: Request) -> Response:
+        body = request.json()
+        text = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            return error(422, "inputs must be a string")
+        tokens = textgen.tokenize(text)
+        return json_response({"token_number": len(tokens), "tokens": tokens})
+
+    async def generate(self, request: Request) -> Response | StreamResponse:
+        if self.config.dmi:
+            return await self._prefill(request)
+        return await self._standard(request)
+
+    def _parse(self, request: Request, request_id: str) -> textgen.Generation:
+        try:
+            return textgen.parse(
+                request.path,
+                request.json(),
+                self.config.model_name,
+                self.knobs.max_tokens,
+                self.config.max_output_len,
+                request_id,
+            )
+        except textgen.InvalidRequest as exc:
+            raise HttpError(422, str(exc)) from None
+
+    async def _prefill(self, request: Request) -> Response:
+        state = self.state
+        if state.role in ("none",) or state.role_status == "RoleUnknown":
+            return error(503, "The PD role of this instance is unknown.")
+        if state.role == "decode" or request.headers.get("req-type") != "prefill":
+            return error(400, "this instance only accepts prefill requests from the Coordinator")
+        request_id = request.headers.get("req-id", "")
+        target = request.headers.get("d-target", "")
+        if not _NUMERIC.match(request_id) or len(request_id) > 1024 or not target:
+            return error(400, "req-id and d-target headers are required")
+        gen = self._parse(request, request_id)
+        state.metrics.received += 1
+        state.metrics.prompt_tokens += gen.prompt_tokens
+        state.metrics.request_prompt.observe(gen.prompt_tokens)
+        started = time.monotonic()
+        async with state.slots.hold(state.blocks_for(gen.prompt_tokens)):
+            await asyncio.sleep(self.knobs.ttft)
+            done = gen.max_tokens <= 1
+            if not done:
+                message = {"op": "decode", "generation": gen.to_json(), "started": time.time()}
+                try:
+                    reply = await pd.hand_off(target, self.config.inter_comm_port, message)
+                except (OSError, ValueError, TimeoutError) as exc:
+                    state.metrics.failed += 1
+                    return error(500, f"hand-off to decode instance {target} failed: {exc}")
+                if not reply.get("ok"):
+                    state.metrics.failed += 1
+                    return error(500, f"decode instance {target} refused the request: {reply.get('error')}")
+        state.metrics.ttft.observe(time.monotonic() - started)
+        state.metrics.generation_tokens += 1
+        if done:
+            state.metrics.success += 1
+            output = (textgen.stream_end(gen) if gen.stream else textgen.full_body(gen)).decode()
+        else:
+            output = textgen.stream_piece(gen, 0).decode() if gen.stream else ""
+        return json_response({"reqId": request_id, "isStream": gen.stream, "isLastResp": done, "output": output})
+
+    async def _accept_decode(self, message: dict[str, Any]) -> dict[str, Any]:
+        state = self.state
+        if message.get("op") != "decode":
+            return {"ok": False, "error": "unknown operation"}
+        if state.role != "decode" or not state.model_loaded:
+            return {"ok": False, "error": f"this instance is {state.role}/{state.role_status}, not a ready decode"}
+        try:
+            gen = textgen.Generation.from_json(message["generation"])
+        except (KeyError, TypeError):
+            return {"ok": False, "error": "malformed generation"}
+        state.metrics.received += 1
+        if self._retries_left > 0:
+            self._retries_left -= 1
+            self.dispatcher.emit(gen.request_id, "retry:", b'{"reason":"KV transfer failed (injected fault)"}')
+            return {"ok": True}
+        self.spawn(self._decode(gen))
+        return {"ok": True}
+
+    async def _decode(self, gen: textgen.Generation) -> None:
+        state = self.state
+        started = time.monotonic()
+        try:
+            async with state.slots.hold(state.blocks_for(gen.prompt_tokens + gen.max_tokens)):
+                for index in range(1, gen.max_tokens - 1):
+                    await asyncio.sleep(self.knobs.tpot)
+                    state.metrics.tpot.observe(self.knobs.tpot)
+                    if gen.stream:
+                        self.dispatcher.emit(gen.request_id, "data:", textgen.stream_piece(gen, index))
+                await asyncio.sleep(self.knobs.tpot)
+                body = textgen.stream_end(gen) if gen.stream else textgen.full_body(gen)
+                self.dispatcher.emit(gen.request_id, "lastData:", body)
+        except asyncio.CancelledError:
+            self.dispatcher.emit(gen.request_id, "error:", b'{"error":"the decode instance is stopping"}')
+            raise
+        state.metrics.success += 1
+        state.metrics.generation_tokens += gen.max_tokens - 1
+        state.metrics.request_generation.observe(gen.max_tokens)
+        state.metrics.e2e.observe(time.monotonic() - started)
+
+    async def dresult(self, request: Request) -> Response | StreamResponse:
+        if not self.config.dmi or self.state.role != "decode":
+            return error(400, "/dresult is served by decode instances only")
+        return StreamResponse(chunks=self.dispatcher.stream(), content_type="text/event-stream")
+
+    async def _standard(self, request: Request) -> Response | StreamResponse:
+        state = self.state
+        if not state.model_loaded:
+            return error(503, "The model is not loaded yet.")
+        self._request_counter += 1
+        gen = self._parse(request, str(self._request_counter))
+        state.metrics.received += 1
+        state.metrics.prompt_tokens += gen.prompt_tokens
+        if gen.stream:
+            return StreamResponse(chunks=self._standard_stream(gen), content_type=textgen.content_type(gen))
+        async with state.slots.hold(state.blocks_for(gen.prompt_tokens + gen.max_tokens)):
+            await asyncio.sleep(self.knobs.ttft + self.knobs.tpot * (gen.max_tokens - 1))
+        state.metrics.success += 1
+        state.metrics.generation_tokens += gen.max_tokens
+        return Response(body=textgen.full_body(gen))
+
+    async def _standard_stream(self, gen: textgen.Generation) -> AsyncIterator[bytes]:
+        state = self.state
+        async with state.slots.hold(state.blocks_for(gen.prompt_tokens + gen.max_tokens)):
+            await asyncio.sleep(self.knobs.ttft)
+            for index in range(gen.max_tokens - 1):
+                yield textgen.stream_piece(gen, index)
+                await asyncio.sleep(self.knobs.tpot)
+            yield textgen.stream_end(gen)
+        state.metrics.success += 1
+        state.metrics.generation_tokens += gen.max_tokens
+
+    # --- metrics ------------------------------------------------------------------------
+
+    async def metrics(self, request: Request) -> Response:
+        if os.environ.get("MIES_SERVICE_MONITOR_MODE") != "1":
+            return error(500, "Service monitor mode is off: set MIES_SERVICE_MONITOR_MODE=1.")
+        state = self.state
+        usage = state.slots.blocks_used / state.total_blocks if state.total_blocks else 0.0
+        text = state.metrics.render(self.config.model_name, state.slots.running, state.slots.waiting, usage)
+        return text_response(text)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._intercomm is not None:
+            self._intercomm.close()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _check_role_body(body: Any, role: str) -> str | None:
+    """The Server's validation of a role request (reference §2.3); None when valid."""
+    if not isinstance(body, dict) or not isinstance(body.get("local"), dict):
+        return "local is required"
+    problem = _check_node(body["local"], "local")
+    if problem:
+        return problem
+    if "p_percentage" in body:
+        value = body["p_percentage"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+            return "p_percentage must be an integer in [0, 100]"
+    peers = body.get("peers", [])
+    if not isinstance(peers, list):
+        return "peers must be an array"
+    for index, peer in enumerate(peers):
+        if not isinstance(peer, dict):
+            return f"peers[{index}] must be an object"
+        problem = _check_node(peer, f"peers[{index}]")
+        if problem:
+            return problem
+    return None
+
+
+def _check_node(node: dict[str, Any], where: str) -> str | None:
+    if not _is_ipv4(node.get("server_ip")):
+        return f"{where}.server_ip must be an IPv4 address"
+    if ("id" in node) != ("host_ip" in node):
+        return f"{where}: id and host_ip must be given together"
+    if "id" in node and (not isinstance(node["id"], int) or isinstance(node["id"], bool) or node["id"] < 0):
+        return f"{where}.id must be an unsigned integer"
+    devices = node.get("device", [])
+    if not isinstance(devices, list):
+        return f"{where}.device must be an array"
+    for index, device in enumerate(devices):
+        at = f"{where}.device[{index}]"
+        if not isinstance(device, dict):
+            return f"{at} must be an object"
+        for key in ("device_logical_id", "device_id"):
+            if not (isinstance(device.get(key), str) and _NUMERIC.match(device[key])):
+                return f"{at}.{key} must be a numeric string"
+        if not _is_ipv4(device.get("device_ip")):
+            return f"{at}.device_ip must be an IPv4 address"
+        for key in ("rank_id", "super_device_id"):
+            if key in device and not (isinstance(device[key], str) and _NUMERIC.match(device[key])):
+                return f"{at}.{key} must be a numeric string"
+    return None
+
+
+def _is_ipv4(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        ipaddress.IPv4Address(value)
+    except ipaddress.AddressValueError:
+        return False
+    return True

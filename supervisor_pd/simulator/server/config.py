@@ -1,0 +1,146 @@
+"""Reading a Server's config<n>.json the way the daemon does (reference §1.1-1.3).
+
+Plain json and checks, no pydantic: a simulated Server must stay small.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    path: Path
+    index: int | None
+    ip: str
+    management_ip: str
+    port: int
+    management_port: int
+    metrics_port: int
+    inter_comm_port: int
+    infer_mode: str
+    model_name: str
+    world_size: int
+    max_seq_len: int
+    max_output_len: int
+    cache_block_size: int
+    max_batch_size: int
+    npu_mem_size: int
+    cpu_mem_size: int
+    npu_usage_threshold: int
+
+    @property
+    def dmi(self) -> bool:
+        return self.infer_mode == "dmi"
+
+    @property
+    def target(self) -> str:
+        """The name faults use for this Server: server-<n> from config<n>.json."""
+        return f"server-{self.index}" if self.index is not None else "server"
+
+
+def _get(data: dict[str, Any], path: str, kind: type, *, required: bool = True, default: Any = None) -> Any:
+    node: Any = data
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            if required:
+                raise ConfigError(f"{path} is required")
+            return default
+        node = node[key]
+    if kind is int and (isinstance(node, bool) or not isinstance(node, int)):
+        raise ConfigError(f"{path} must be an integer")
+    if kind is bool and not isinstance(node, bool):
+        raise ConfigError(f"{path} must be a boolean")
+    if kind is str and not isinstance(node, str):
+        raise ConfigError(f"{path} must be a string")
+    return node
+
+
+def _port(value: int, name: str) -> int:
+    if not 1024 <= value <= 65535:
+        raise ConfigError(f"ServerConfig.{name} {value} is out of range [1024, 65535]")
+    return value
+
+
+def _ip(value: str, name: str, allow_zero: bool) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ipaddress.AddressValueError:
+        raise ConfigError(f"{name} {value!r} is not a valid IPv4 address") from None
+    if address.is_unspecified and not allow_zero:
+        raise ConfigError(f"{name} is 0.0.0.0 but allowAllZeroIpListening is false")
+    return value
+
+
+def load(path: Path) -> ServerConfig:
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ConfigError(f"{path} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a JSON object")
+    allow_zero = _get(data, "ServerConfig.allowAllZeroIpListening", bool)
+    for key, kind in (("maxLinkNum", int), ("httpsEnabled", bool), ("tokenTimeout", int), ("e2eTimeout", int)):
+        _get(data, f"ServerConfig.{key}", kind)
+    if _get(data, "ServerConfig.httpsEnabled", bool):
+        raise ConfigError("httpsEnabled is true but no certificates are configured (simulated Server is plain HTTP)")
+    ip = os.environ.get("MIES_CONTAINER_IP") or _get(data, "ServerConfig.ipAddress", str)
+    management_ip = (
+        os.environ.get("MIES_CONTAINER_MANAGEMENT_IP")
+        or _get(data, "ServerConfig.managementIpAddress", str, required=False)
+        or ip
+    )
+    port = _port(_get(data, "ServerConfig.port", int), "port")
+    management_port = _port(
+        _get(data, "ServerConfig.managementPort", int, required=False, default=port), "managementPort"
+    )
+    metrics_port = _port(_get(data, "ServerConfig.metricsPort", int), "metricsPort")
+    inter_comm = _port(_get(data, "ServerConfig.interCommPort", int, required=False, default=1121), "interCommPort")
+    mode = _get(data, "ServerConfig.inferMode", str)
+    if mode not in ("standard", "dmi"):
+        raise ConfigError(f"ServerConfig.inferMode {mode!r} must be standard or dmi")
+    models = _get(data, "BackendConfig.ModelDeployConfig.ModelConfig", list)
+    if not models or not isinstance(models[0], dict):
+        raise ConfigError("BackendConfig.ModelDeployConfig.ModelConfig must hold one model")
+    model = {"ModelConfig": models[0]}
+    world = _get(model, "ModelConfig.worldSize", int)
+    devices = _get(data, "BackendConfig.npuDeviceIds", list)
+    if any(not isinstance(inner, list) or len(inner) != world for inner in devices):
+        raise ConfigError("BackendConfig.npuDeviceIds: every inner list must hold worldSize devices")
+    if _get(data, "BackendConfig.modelInstanceNumber", int) != len(devices):
+        raise ConfigError("BackendConfig.modelInstanceNumber must equal the number of npuDeviceIds lists")
+    match = re.fullmatch(r"config(\d+)\.json", path.name)
+    return ServerConfig(
+        path=path,
+        index=int(match.group(1)) if match else None,
+        ip=_ip(ip, "ipAddress", allow_zero),
+        management_ip=_ip(management_ip, "managementIpAddress", allow_zero),
+        port=port,
+        management_port=management_port,
+        metrics_port=metrics_port,
+        inter_comm_port=inter_comm,
+        infer_mode=mode,
+        model_name=_get(model, "ModelConfig.modelName", str),
+        world_size=world,
+        max_seq_len=_get(data, "BackendConfig.ModelDeployConfig.maxSeqLen", int),
+        max_output_len=_get(data, "BackendConfig.ScheduleConfig.maxIterTimes", int),
+        cache_block_size=_get(data, "BackendConfig.ScheduleConfig.cacheBlockSize", int),
+        max_batch_size=min(5000, _get(data, "BackendConfig.ScheduleConfig.maxBatchSize", int)),
+        npu_mem_size=_get(model, "ModelConfig.npuMemSize", int, required=False, default=-1),
+        cpu_mem_size=_get(model, "ModelConfig.cpuMemSize", int, required=False, default=0),
+        npu_usage_threshold=_get(
+            data, "ServerConfig.HealthCheckConfig.npuUsageThreshold", int, required=False, default=0
+        ),
+    )

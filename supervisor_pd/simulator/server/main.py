@@ -1,0 +1,193 @@
+"""The simulated daemon's life (reference §2.8): start, listen, serve, stop.
+
+`mindieservice_daemon --config-file <path> [--expert-parallel true]`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from supervisor_pd.simulator.httpd import HttpServer, Router
+from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
+from supervisor_pd.simulator.server import config as server_config
+from supervisor_pd.simulator.server.app import SimServer, log
+
+USAGE = "Usage: mindieservice_daemon --config-file <path> [--expert-parallel true]\n"
+
+
+def _parse_args(argv: list[str]) -> Path | None:
+    path = None
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config-file":
+            path = next(args, None)
+        elif arg.startswith("--config-file="):
+            path = arg.split("=", 1)[1]
+        elif arg == "--expert-parallel":
+            next(args, None)
+        else:
+            return None
+    return Path(path) if path else None
+
+
+def _port_used(port: int) -> bool:
+    # IsPortUsed binds INADDR_ANY: a port held on any interface stops the start.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    path = _parse_args(argv)
+    if path is None:
+        sys.stderr.write(USAGE)
+        return 1
+    knobs = load_knobs()
+    try:
+        config = server_config.load(path)
+    except server_config.ConfigError as exc:
+        log(f"[ERROR] Failed to load config {path}: {exc}")
+        return 1
+    exit_fault = knobs.fault(config.target, "exit")
+    if exit_fault is not None and first_time(config.target, exit_fault):
+        log(f"[ERROR] exiting at start with code {int(exit_fault.value or 1)} (injected fault)")
+        return int(exit_fault.value or 1)
+    os.setpgrp()  # like the real daemon: its workers share this process group
+    for port in sorted({config.port, config.management_port, config.metrics_port}):
+        if _port_used(port):
+            log(f"[ERROR] Port {port} is already in use. Failed to init endpoint.")
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+    # A worker process in the daemon's group, as the tokenizer and model workers are.
+    worker = subprocess.Popen(["sleep", "2147483647"], stdin=subprocess.DEVNULL)  # noqa: S607
+    orphan = knobs.fault(config.target, "orphan")
+    if orphan is not None and first_time(config.target, orphan):
+        _leave_grandchild(orphan.value or 5.0)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    return runner(_serve(config, knobs, worker))
+
+
+def _leave_grandchild(seconds: float) -> None:
+    if os.fork() == 0:
+        if os.fork() == 0:
+            os.execvp("sleep", ["sleep", str(seconds)])  # noqa: S606, S607
+        os._exit(0)
+    os.wait()
+
+
+async def _serve(config: server_config.ServerConfig, knobs: Knobs, worker: subprocess.Popen[bytes]) -> int:
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    stopping = False
+    tasks: set[asyncio.Task[None]] = set()
+
+    def stop(force: bool = False) -> None:
+        if force:
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+            loop.call_later(knobs.scaled(5.0), os.killpg, os.getpgrp(), signal.SIGKILL)
+            return
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+
+    def on_signal(signum: int) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        log(f"received signal {signal.Signals(signum).name}, stopping")
+        tasks.add(loop.create_task(_shutdown(sim, knobs, worker, done)))
+
+    sim = SimServer(config, knobs, on_stop=stop)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    listeners: dict[tuple[str, int], tuple[Router, object]] = {}
+    for host, port, router, gate in (
+        (config.ip, config.port, sim.business_routes(), sim.business_gate),
+        (config.management_ip, config.management_port, sim.management_routes(), sim.management_gate),
+        (config.management_ip, config.metrics_port, sim.metrics_routes(), None),
+    ):
+        key = (host, port)
+        if key in listeners:
+            listeners[key][0].extend(router)  # equal ports are one merged listener
+        else:
+            listeners[key] = (router, gate)
+    servers = []
+    for (host, port), (router, gate) in listeners.items():
+        server = HttpServer(router, gate)  # type: ignore[arg-type]
+        try:
+            await server.listen(host, port)
+        except OSError as exc:
+            log(f"[ERROR] Failed to listen on {host}:{port}: {exc.strerror}")
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        servers.append(server)
+
+    await asyncio.sleep(knobs.startup)
+    if not config.dmi:
+        await asyncio.sleep(knobs.model_load)  # standard mode loads the model at start
+        sim.state.model_loaded = True
+    sim.state.healthy = True
+    print("Daemon start success!", flush=True)
+    _schedule_faults(config.target, knobs, loop)
+    await done.wait()
+    for server in servers:
+        await server.close()
+    await sim.close()
+    return 0
+
+
+def _schedule_faults(target: str, knobs: Knobs, loop: asyncio.AbstractEventLoop) -> None:
+    crash = knobs.fault(target, "crash_after")
+    if crash is not None and first_time(target, crash):
+        loop.call_later(crash.value or 0.0, _crash)
+    hang = knobs.fault(target, "hang_after")
+    if hang is not None and first_time(target, hang):
+        loop.call_later(hang.value or 0.0, _hang)
+
+
+def _crash() -> None:
+    log("[ERROR] crashing (injected fault)")
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def _hang() -> None:
+    log("hanging (injected fault)")
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+async def _shutdown(sim: SimServer, knobs: Knobs, worker: subprocess.Popen[bytes], done: asyncio.Event) -> None:
+    """health false, wait 5 s, TERM the group, wait up to 15 s, KILL what is left, SIGCHLD the
+    parent, abort (reference §2.8)."""
+    sim.state.healthy = False
+    await asyncio.sleep(knobs.scaled(5.0))
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(os.getpgrp(), signal.SIGTERM)  # our own handler ignores the echo
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        await asyncio.to_thread(worker.wait, knobs.scaled(15.0))
+    if worker.poll() is None:
+        worker.kill()
+        worker.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(os.getppid(), signal.SIGCHLD)
+    log("daemon stopped")
+    if knobs.abort_on_exit:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        sys.stdout.flush()
+        os.abort()
+    done.set()

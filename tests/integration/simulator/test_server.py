@@ -1,0 +1,238 @@
+"""Conformance of the simulated Server with reference §1.1, §1.5, §2 and §2.8."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from tests.simstack import Stack, wait_until
+
+
+def role_body(stack: Stack, index: int, peers: list[int]) -> dict[str, Any]:
+    def node(position: int) -> dict[str, Any]:
+        server = stack.plan["servers"][position - 1]
+        devices = [
+            {
+                "device_id": str(d["phy_id"]),
+                "device_ip": d["device_ip"],
+                "device_logical_id": str(d["logical_id"]),
+                "rank_id": str(d["rank_id"]),
+            }
+            for d in server["devices"]
+        ]
+        return {"server_ip": "127.0.0.1", "id": position - 1, "host_ip": "127.0.0.1", "device": devices}
+
+    local = node(index) | {"instance_idx_in_pod": index - 1, "num_instances_per_pod": 16, "is_single_container": True}
+    return {"local": local, "peers": [node(p) for p in peers]}
+
+
+@pytest.fixture
+def stack(make_stack) -> Stack:  # type: ignore[no-untyped-def]
+    return make_stack()
+
+
+def started(stack: Stack, index: int = 1, **env: str) -> subprocess.Popen[bytes]:
+    process = stack.start_server(index, env=env or None)
+    stack.wait_server_up(index)
+    return process
+
+
+def test_management_answers_503_without_body_until_the_daemon_has_started(make_stack) -> None:  # type: ignore[no-untyped-def]
+    stack = make_stack(knobs={"SUPERVISOR_PD_SIM_STARTUP_SECONDS": "1.5"})
+    stack.start_server(1)
+    code, body = wait_until(lambda: (r := stack.mgmt(1, "/v1/status"))[0] and r, what="a first answer")
+    assert (code, body) == (503, b"")
+    assert "Daemon start success!" not in stack.log("server-1")
+    wait_until(lambda: stack.mgmt(1, "/v1/status")[0] == 200, what="the daemon to start")
+    assert "Daemon start success!" in stack.log("server-1")
+
+
+def test_config_and_status_before_a_role(stack: Stack) -> None:
+    started(stack)
+    code, body = stack.mgmt(1, "/v1/config")
+    assert code == 200
+    assert json.loads(body) == {
+        "modelName": "llama3-8b",
+        "maxSeqLen": 2560,
+        "npuMemSize": -1,
+        "cpuMemSize": 0,
+        "worldSize": 2,
+        "maxOutputLen": 512,
+        "cacheBlockSize": 128,
+    }
+    status = stack.server_status(1)
+    assert status["service"] == {"roleStatus": "RoleUnknown", "currentRole": "none"}
+    assert set(status["resource"]) == {
+        "availSlotsNum",
+        "availBlockNum",
+        "waitingRequestNum",
+        "runningRequestNum",
+        "swappedRequestNum",
+        "freeNpuBlockNums",
+        "freeCpuBlockNums",
+        "totalNpuBlockNums",
+        "totalCpuBlockNums",
+    }
+    assert status["linkStatus"] == {"peers": []}
+    assert stack.mgmt(1, "/v2/health/ready") == (500, b'{"message":"Service is abnormal"}')
+    assert stack.mgmt(1, "/v1/health")[0] == 404  # the Server has no /v1/health
+
+
+def test_role_assignment_loads_the_model_and_links(make_stack) -> None:  # type: ignore[no-untyped-def]
+    stack = make_stack(knobs={"SUPERVISOR_PD_SIM_MODEL_LOAD_SECONDS": "0.5"})
+    started(stack)
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3])) == (200, b'{"result":"ok"}')
+    assert stack.server_status(1)["service"] == {"roleStatus": "RoleSwitching", "currentRole": "prefill"}
+    assert stack.mgmt(1, "/v2/health/ready")[0] == 500  # loading
+    wait_until(lambda: stack.server_status(1)["service"]["roleStatus"] == "RoleReady", what="RoleReady")
+    status = stack.server_status(1)
+    assert status["linkStatus"]["peers"] == [{"target": 2, "link": "ok"}]
+    assert status["resource"]["availSlotsNum"] == 200
+    assert status["resource"]["totalNpuBlockNums"] > 0
+    assert stack.mgmt(1, "/v2/health/ready") == (200, b"")
+    assert stack.mgmt(1, "/v2/health/live") == (200, b"")
+    # A repeated request that only changes the peers is accepted (reference §3.7).
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3, 4]))[0] == 200
+    wait_until(lambda: len(stack.server_status(1)["linkStatus"]["peers"]) == 2, what="the new peer")
+    wait_until(lambda: all(p["link"] == "ok" for p in stack.server_status(1)["linkStatus"]["peers"]), what="links")
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (lambda b: b.pop("local"), 422),
+        (lambda b: b["local"].update(server_ip="localhost"), 422),
+        (lambda b: b["local"]["device"][0].update(device_id=3), 422),
+        (lambda b: b["local"]["device"][0].update(device_ip="x"), 422),
+        (lambda b: b["local"].pop("host_ip"), 422),
+        (lambda b: b.update(p_percentage=101), 422),
+        (lambda b: b.update(peers=[]), 503),
+    ],
+)
+def test_role_requests_are_validated(stack: Stack, change, status: int) -> None:  # type: ignore[no-untyped-def]
+    started(stack)
+    body = role_body(stack, 1, [3])
+    change(body)
+    code, reply = stack.mgmt(1, "/v1/role/prefill", "POST", body)
+    assert code == status
+    assert set(json.loads(reply)) == {"error", "error_type"}
+    assert stack.server_status(1)["service"]["currentRole"] == "none"
+
+
+def test_a_device_held_by_another_server_fails_like_an_npu_init_failure(stack: Stack) -> None:
+    started(stack, 1)
+    second = started(stack, 2)
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3]))[0] == 200
+    wait_until(lambda: stack.server_status(1)["service"]["roleStatus"] == "RoleReady", what="server-1 ready")
+    assert stack.mgmt(2, "/v1/role/prefill", "POST", role_body(stack, 1, [3]))[0] == 200  # server-1's devices
+    assert second.wait(10) == -signal.SIGKILL
+    assert "NPU initialisation failed" in stack.log("server-2")
+    assert "used by another process" in stack.log("server-2")
+
+
+def test_a_device_missing_from_the_host_fails(stack: Stack) -> None:
+    process = started(stack)
+    body = role_body(stack, 1, [3])
+    body["local"]["device"][0]["device_id"] = "42"
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", body)[0] == 200
+    assert process.wait(10) == -signal.SIGKILL
+    assert "does not exist on this host" in stack.log("server-1")
+
+
+def test_a_port_in_use_on_any_interface_stops_the_start(stack: Stack) -> None:
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", stack.server_ports(1)["metrics"]))
+        blocker.listen()
+        process = stack.start_server(1)
+        assert process.wait(10) == -signal.SIGKILL
+    assert f"Port {stack.server_ports(1)['metrics']} is already in use" in stack.log("server-1")
+
+
+def test_metrics_need_the_monitor_mode(make_stack) -> None:  # type: ignore[no-untyped-def]
+    stack = make_stack(knobs={"MIES_SERVICE_MONITOR_MODE": "0"})
+    started(stack)
+    port = stack.server_ports(1)["metrics"]
+    from tests.simstack import http
+
+    assert http("GET", f"http://127.0.0.1:{port}/metrics")[0] == 500
+    stack.stop_all()
+    stack = make_stack()
+    started(stack)
+    code, body = http("GET", f"http://127.0.0.1:{stack.server_ports(1)['metrics']}/metrics")
+    assert code == 200
+    text = body.decode()
+    for name in (
+        "request_received_total",
+        "num_requests_running",
+        "npu_cache_usage_perc",
+        "time_to_first_token_seconds_bucket",
+        "e2e_request_latency_seconds_count",
+    ):
+        assert f'{name}{{model_name="llama3-8b"' in text, name
+
+
+def test_sigterm_path_ends_in_sigabrt_with_the_group_gone(stack: Stack) -> None:
+    process = started(stack)
+    group = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(group) >= 2  # the daemon and its worker
+    begun = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    wait_until(lambda: stack.mgmt(1, "/v1/status")[0] in (0, 503), what="unhealthy")
+    assert process.wait(10) == -signal.SIGABRT
+    assert time.monotonic() - begun >= 5 * 0.05 * 0.9  # the 5 s linger, scaled
+    assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).returncode == 1
+
+
+def test_stop_service(stack: Stack) -> None:
+    process = started(stack)
+    assert stack.mgmt(1, "/stopService") == (200, b'{"result":"ok"}')
+    second = stack.mgmt(1, "/stopService")
+    assert second[0] in (500, 0)
+    assert process.wait(10) == -signal.SIGABRT
+
+
+def test_stop_service_force(stack: Stack) -> None:
+    process = started(stack)
+    assert stack.mgmt(1, "/stopService?mode=Force")[0] == 200
+    assert process.wait(10) in (-signal.SIGKILL, -signal.SIGABRT)
+
+
+def test_business_rules_in_dmi_mode(stack: Stack) -> None:
+    started(stack)
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    assert stack.business(1, "/v1/chat/completions", "POST", chat)[0] == 503  # no role yet
+    models = json.loads(stack.business(1, "/v1/models")[1])
+    assert models["data"][0]["id"] == "llama3-8b" and models["data"][0]["owned_by"] == "MindIE Server"
+    assert stack.business(1, "/dresult")[0] == 400  # not a decode instance
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3]))[0] == 200
+    wait_until(lambda: stack.server_status(1)["service"]["roleStatus"] == "RoleReady", what="ready")
+    assert stack.business(1, "/v1/chat/completions", "POST", chat)[0] == 400  # not from the Coordinator
+    headers = {"req-type": "prefill", "req-id": "12", "d-target": "127.0.0.1;1"}
+    code, body = stack.business(1, "/v1/chat/completions", "POST", chat | {"max_tokens": 1}, headers)
+    reply = json.loads(body)
+    assert code == 200
+    assert reply["reqId"] == "12" and reply["isLastResp"] is True and reply["isStream"] is False
+    assert json.loads(reply["output"])["object"] == "chat.completion"
+
+
+def test_standard_mode_serves_directly(stack: Stack) -> None:
+    path = stack.out / "config1.json"  # plans always write dmi; edit the file as a user could
+    data = json.loads(path.read_text())
+    data["ServerConfig"]["inferMode"] = "standard"
+    path.write_text(json.dumps(data))
+    started(stack)
+    code, body = stack.business(
+        1, "/v1/chat/completions", "POST", {"messages": [{"role": "user", "content": "x"}], "max_tokens": 4}
+    )
+    reply = json.loads(body)
+    assert code == 200 and reply["usage"]["completion_tokens"] == 4
+    code, body = stack.business(1, "/v1/completions", "POST", {"prompt": "x", "max_tokens": 3, "stream": True})
+    frames = [line for line in body.decode().split("\n\n") if line]
+    assert frames[-1] == "data: [DONE]" and len(frames) == 4
