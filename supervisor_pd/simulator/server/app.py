@@ -150,11 +150,15 @@ class SimServer:
         return json_response({"status": "unhealthy"}, 500)
 
     async def health_ready(self, request: Request) -> Response:
+        if self.state.ready and self.state.busy:
+            return json_response({"message": "Service is busy"}, 503)
         if self.state.ready:
             return Response(status=200, body=b"")
         return json_response({"message": "Service is abnormal"}, 500)
 
     async def health_live(self, request: Request) -> Response:
+        if self.state.ready and self.state.busy:
+            return Response(status=200, body=b"")  # BUSY counts as alive
         return await self.health_ready(request)
 
     async def model_ready(self, request: Request) -> Response:

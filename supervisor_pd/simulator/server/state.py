@@ -166,6 +166,12 @@ class ServerState:
         return bool(self.peers) and all(peer.link == "ok" for peer in self.peers.values())
 
     @property
+    def busy(self) -> bool:
+        """BUSY in the HealthChecker's terms: usage at or over HealthCheckConfig.npuUsageThreshold."""
+        threshold = self.config.npu_usage_threshold
+        return threshold > 0 and 100 * self.slots.running >= threshold * self.config.max_batch_size
+
+    @property
     def ready(self) -> bool:
         """What /v2/health/ready reports: model loaded and, in dmi mode, role and links ready."""
         if not self.model_loaded:
