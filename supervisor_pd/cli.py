@@ -43,6 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--api-port", type=int, help="supervisor_pd's HTTP port")
 
+    run = commands.add_parser(
+        "run",
+        help="plan, write the configs, then start and supervise the Servers, Coordinator and Controller",
+        description="Discover, plan and write the files like `plan`, then start Servers -> Coordinator -> "
+        "Controller gated on readiness, restart what fails, and drain on SIGTERM.",
+    )
+    run.add_argument("--conf-dir", type=Path, help="folder with the input MindIE configs")
+    run.add_argument("--output", type=Path, help="folder to write the generated files to")
+    run.add_argument(
+        "--simulate",
+        choices=[profile.value for profile in SimProfile],
+        help="run on a simulated host with the simulated MindIE processes",
+    )
+    run.add_argument("--api-port", type=int, help="supervisor_pd's HTTP port")
+
     show = commands.add_parser("settings", help="show the effective settings, or their reference")
     show.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
     return parser
@@ -89,6 +104,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from supervisor_pd.runtime.launch import run
+
+    return run(_settings(args))
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from supervisor_pd.settings import env_name, settings_markdown
 
@@ -105,7 +126,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"plan": cmd_plan, "settings": cmd_settings}
+    handlers = {"plan": cmd_plan, "run": cmd_run, "settings": cmd_settings}
     try:
         return int(handlers[args.command](args))
     except SupervisorPdError as exc:

@@ -8,9 +8,11 @@ from enum import IntEnum
 class ExitCode(IntEnum):
     """Process exit codes of `supervisor-pd`. Never use bare integers."""
 
-    OK = 0
-    FAILURE = 1
-    BAD_INPUT = 2
+    OK = 0  # a requested stop
+    FAILURE = 1  # an unexpected error in supervisor_pd itself
+    BAD_INPUT = 2  # a bad config, setting or host fact: nothing was started
+    BUDGET_EXHAUSTED = 3  # a process failed more often in a row than the restart budget allows
+    STARTUP_DEADLINE = 4  # the service was not ready within SUPERVISOR_PD_READY_SECONDS
 
 
 class SupervisorPdError(Exception):

@@ -110,6 +110,58 @@ class Settings(BaseSettings):
     )
     tool_timeout: float = Field(10.0, gt=0, description="Seconds allowed for one npu-smi/hccn_tool/lspci call.")
 
+    # --- running the processes ------------------------------------------------------------
+    start_concurrency: int = Field(
+        0, ge=0, description="Servers starting at once; a slot frees when a Server answers. 0 = all at once."
+    )
+    grace_seconds: float = Field(
+        25.0, gt=0, description="Drain deadline after SIGTERM; fits Kubernetes' default 30 s grace period."
+    )
+    health_interval: float = Field(5.0, gt=0, description="Seconds between health checks of each process.")
+    health_timeout: float = Field(2.0, gt=0, description="Seconds one health check may take.")
+    liveness_failures: int = Field(
+        3, ge=1, description="Failed liveness checks in a row before a process is killed and restarted."
+    )
+    server_start_seconds: float = Field(
+        300.0, gt=0, description="Deadline for a Server to answer /v1/config and /v1/status after it starts."
+    )
+    coordinator_start_seconds: float = Field(
+        120.0, gt=0, description="Deadline for the Coordinator to answer /v1/startup after it starts."
+    )
+    controller_start_seconds: float = Field(
+        120.0, gt=0, description="Deadline for the Controller to answer /v1/startup after it starts."
+    )
+    ready_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="Deadline for the whole service to become ready (roles assigned, models loaded); "
+        "missing it stops everything with exit code 4.",
+    )
+    controller_stall_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long the Coordinator may stay not ready while every Server is role-ready before the "
+        "Controller is judged stuck and restarted.",
+    )
+    restart_backoff: float = Field(1.0, ge=0, description="First restart delay; doubles with each failure in a row.")
+    restart_backoff_max: float = Field(60.0, ge=0, description="Longest restart delay.")
+    restart_stable_seconds: float = Field(
+        600.0, gt=0, description="A process that stays up this long starts a new count of failures."
+    )
+    restart_budget: int = Field(
+        5, ge=0, description="Failures in a row allowed per process; one more stops everything with exit code 3."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: child lines prefixed with the process name; json: one JSON object per line."
+    )
+    log_file_bytes: int = Field(
+        20 * 1024 * 1024, ge=4096, description="Size at which a per-process log file is rotated (MINDIE_LOG_TO_FILE)."
+    )
+    log_file_count: int = Field(5, ge=1, description="Rotated log files kept per process.")
+    server_command: str = Field("mindie_llm_server", description="Command that starts one Server.")
+    coordinator_command: str = Field("mindie_motor_coordinator", description="Command that starts the Coordinator.")
+    controller_command: str = Field("mindie_motor_controller", description="Command that starts the Controller.")
+
     # --- MindIE's own variables, same names and meaning ---------------------------------
     mies_install_path: Path | None = Field(
         None, validation_alias="MIES_INSTALL_PATH", description="MindIE Motor install folder."

@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     if exit_fault is not None and first_time(config.target, exit_fault):
         log(f"[ERROR] exiting at start with code {int(exit_fault.value or 1)} (injected fault)")
         return int(exit_fault.value or 1)
-    os.setpgrp()  # like the real daemon: its workers share this process group
+    # Like the real daemon: its workers share this process group. A session leader (started
+    # with setsid) already leads its group, and setpgrp() then fails with EPERM, harmlessly.
+    with contextlib.suppress(PermissionError):
+        os.setpgrp()
     for port in sorted({config.port, config.management_port, config.metrics_port}):
         if _port_used(port):
             log(f"[ERROR] Port {port} is already in use. Failed to init endpoint.")

@@ -1,0 +1,1 @@
+"""The runtime: start, watch, restart and stop the planned processes (`supervisor-pd run`)."""

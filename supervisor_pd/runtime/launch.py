@@ -1,0 +1,65 @@
+"""`supervisor-pd run`: discover, plan, write the files, then supervise until asked to stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import anyio
+
+from supervisor_pd.confdir import load_inputs
+from supervisor_pd.errors import ExitCode, InputError
+from supervisor_pd.materialize import materialize
+from supervisor_pd.plan.planner import make_plan
+from supervisor_pd.plan.ports import BindChecker
+from supervisor_pd.plan.render import plan_text
+from supervisor_pd.platform.cpuset import format_cpulist
+from supervisor_pd.platform.discover import discover
+from supervisor_pd.runtime.logs import LogSink
+from supervisor_pd.runtime.spec import ProcessSpec, build_specs
+from supervisor_pd.runtime.supervisor import Supervisor
+from supervisor_pd.settings import Settings
+
+
+def _on(value: str) -> bool:
+    return value.strip().lower() not in ("", "0", "false", "off", "no")
+
+
+def check_commands(specs: list[ProcessSpec]) -> None:
+    """Every command must be found before anything starts, not minutes later."""
+    for spec in specs:
+        path = spec.env.get("PATH", os.defpath)
+        if shutil.which(spec.argv[0], path=path) is None:
+            setting = f"SUPERVISOR_PD_{spec.kind.value.upper()}_COMMAND"
+            raise InputError(setting, f"`{spec.argv[0]}` (for {spec.name}) was not found on PATH")
+
+
+def run(settings: Settings) -> int:
+    inputs = load_inputs(settings)
+    facts = discover(settings)
+    plan = make_plan(facts, inputs, settings, BindChecker())
+    output = materialize(plan, settings.output)
+    specs = build_specs(plan, settings, dict(os.environ), output, settings.state_dir)
+    check_commands(specs)
+    file_dir = settings.state_dir / "logs" if _on(settings.log_to_file) else None
+    sink = LogSink(
+        settings.log_format, file_dir=file_dir, file_bytes=settings.log_file_bytes, file_count=settings.log_file_count
+    )
+    for line in plan_text(plan, str(output), written=True).rstrip("\n").splitlines():
+        sink.info(line)
+    apply_cpus = settings.cpu_binding != "off" and settings.simulate is None
+    if settings.simulate is not None and settings.cpu_binding != "off":
+        sink.info("simulated host: CPU sets are planned for its CPUs and not applied on this machine")
+    elif apply_cpus and plan.control_cpus:
+        mine = set(plan.control_cpus) & os.sched_getaffinity(0)
+        if mine:
+            os.sched_setaffinity(0, mine)
+            sink.info(f"supervisor bound to CPUs {format_cpulist(mine)}")
+    supervisor = Supervisor(plan, specs, settings, sink, settings.state_dir, apply_cpus)
+    try:
+        code = anyio.run(supervisor.run, backend="asyncio", backend_options={"use_uvloop": True})
+        if supervisor.exit_reason:
+            sink.info(f"exit code {code} ({ExitCode(code).name}): {supervisor.exit_reason}")
+    finally:
+        sink.close()
+    return code

@@ -1,0 +1,155 @@
+"""Children's output and supervisor_pd's own lines.
+
+Lines go through a bounded queue to a writer thread, so a slow or blocked stdout never stalls
+the supervision loop: when the queue is full, lines are dropped and counted, and the count is
+reported once stdout drains. Each process keeps its last lines in memory for the status API and,
+when MINDIE_LOG_TO_FILE is on, in its own size-rotated file.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+TAIL_LINES = 1000
+QUEUE_LINES = 20000
+MAX_LINE = 16 * 1024
+SUPERVISOR = "supervisor"
+
+
+class RotatingFile:
+    def __init__(self, path: Path, max_bytes: int, count: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.count = count
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self._handle: BinaryIO = path.open("ab")
+        path.chmod(0o640)
+        self._size = self._handle.tell()
+
+    def write(self, data: bytes) -> None:
+        if self._size + len(data) > self.max_bytes:
+            self._rotate()
+        self._handle.write(data)
+        self._size += len(data)
+
+    def _rotate(self) -> None:
+        self._handle.close()
+        for index in range(self.count - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+        self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        surplus = self.path.with_name(f"{self.path.name}.{self.count + 1}")
+        surplus.unlink(missing_ok=True)
+        self._handle = self.path.open("ab")
+        self.path.chmod(0o640)
+        self._size = 0
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class LogSink:
+    def __init__(
+        self,
+        fmt: str = "text",
+        out: BinaryIO | None = None,
+        file_dir: Path | None = None,
+        file_bytes: int = 20 * 1024 * 1024,
+        file_count: int = 5,
+        queue_lines: int = QUEUE_LINES,
+    ) -> None:
+        self.fmt = fmt
+        self.out = out if out is not None else sys.stdout.buffer
+        self.file_dir = file_dir
+        self.file_bytes = file_bytes
+        self.file_count = file_count
+        self.dropped = 0
+        self._queue: queue.Queue[tuple[float, str, str, str] | None] = queue.Queue(queue_lines)
+        self._tails: dict[str, collections.deque[str]] = {}
+        self._files: dict[str, RotatingFile] = {}
+        self._thread = threading.Thread(target=self._write_loop, name="log-writer", daemon=True)
+        self._thread.start()
+
+    # --- called from the event loop: never blocks ---------------------------------------
+
+    def line(self, process: str, stream: str, text: str) -> None:
+        text = text[:MAX_LINE]
+        self._tails.setdefault(process, collections.deque(maxlen=TAIL_LINES)).append(text)
+        try:
+            self._queue.put_nowait((time.time(), process, stream, text))
+        except queue.Full:
+            self.dropped += 1
+
+    def info(self, message: str) -> None:
+        self.line(SUPERVISOR, "log", message)
+
+    def tail(self, process: str, lines: int) -> list[str]:
+        kept = self._tails.get(process)
+        return list(kept)[-lines:] if kept else []
+
+    def close(self, timeout: float = 2.0) -> None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+    # --- the writer thread ---------------------------------------------------------------
+
+    def _format(self, stamp: float, process: str, stream: str, text: str) -> bytes:
+        if self.fmt == "json":
+            record = {"time": stamp, "process": process, "stream": stream, "line": text}
+            return orjson.dumps(record) + b"\n"
+        return f"{process} | {text}\n".encode(errors="replace")
+
+    def _write_loop(self) -> None:
+        reported = 0
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < 512:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            data = bytearray()
+            if self.dropped > reported:
+                note = f"{self.dropped - reported} log lines dropped: stdout was not keeping up"
+                data += self._format(time.time(), SUPERVISOR, "log", note)
+                reported = self.dropped
+            for stamp, process, stream, text in batch:
+                data += self._format(stamp, process, stream, text)
+                if self.file_dir is not None and process != SUPERVISOR:
+                    self._file(process).write(f"{text}\n".encode(errors="replace"))
+            with contextlib.suppress(OSError, ValueError):
+                self.out.write(bytes(data))
+                self.out.flush()
+            for handle in self._files.values():
+                handle.flush()
+        for handle in self._files.values():
+            handle.close()
+
+    def _file(self, process: str) -> RotatingFile:
+        handle = self._files.get(process)
+        if handle is None:
+            assert self.file_dir is not None
+            handle = RotatingFile(self.file_dir / f"{process}.log", self.file_bytes, self.file_count)
+            self._files[process] = handle
+        return handle

@@ -1,0 +1,69 @@
+"""HTTP checks of the children's own endpoints, each bounded by a timeout."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from supervisor_pd.runtime.spec import HttpCheck
+
+
+@dataclass(frozen=True)
+class Result:
+    ok: bool
+    detail: str
+    body: Any = None
+    seconds: float = 0.0
+
+
+class Prober:
+    """One shared client session; no keep-alive, so a restarted child never meets a stale connection."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Prober:
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def check(self, check: HttpCheck, parse: bool = False) -> Result:
+        assert self._session is not None
+        began = time.monotonic()
+        try:
+            async with self._session.get(check.url) as response:
+                raw = await response.read()
+                seconds = time.monotonic() - began
+                body = None
+                if parse and raw:
+                    try:
+                        body = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        body = None
+                ok = response.status == 200
+                return Result(ok, f"{check.path} answered {response.status}", body, seconds)
+        except TimeoutError:
+            return Result(
+                False, f"{check.path} did not answer within {self.timeout.total:g} s", None, time.monotonic() - began
+            )
+        except aiohttp.ClientError as exc:
+            return Result(False, f"{check.path} failed: {type(exc).__name__}", None, time.monotonic() - began)
+
+    async def get(self, url: str, limit: float) -> Result:
+        """A one-off GET with its own timeout (/stopService during a drain)."""
+        assert self._session is not None
+        try:
+            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=limit)) as response:
+                await response.read()
+                return Result(response.status == 200, f"answered {response.status}")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return Result(False, f"failed: {type(exc).__name__}")

@@ -1,0 +1,42 @@
+"""Runs between fork and the child's program: parent-death signal, CPU set, then exec.
+
+Started as `python -I -S trampoline.py PPID PDEATHSIG CPUS -- argv...` so it costs a few
+milliseconds and imports nothing but the standard library. Setting these here, before exec,
+means the child never runs a single instruction of its own outside its CPU set, and never
+outlives the supervisor thread that spawned it (PR_SET_PDEATHSIG follows that thread).
+"""
+
+import ctypes
+import os
+import sys
+
+PR_SET_PDEATHSIG = 1
+
+
+def main() -> None:
+    ppid, deathsig, cpus = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    argv = sys.argv[5:]
+    libc = ctypes.CDLL(None, use_errno=True)
+    if deathsig and libc.prctl(PR_SET_PDEATHSIG, deathsig, 0, 0, 0) != 0:
+        sys.stderr.write(f"trampoline: prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}\n")
+        os._exit(126)
+    if str(os.getppid()) != ppid:
+        os._exit(126)  # the supervisor died before the signal was armed
+    if cpus != "-":
+        wanted = set()
+        for part in cpus.split(","):
+            low, _, high = part.partition("-")
+            wanted.update(range(int(low), int(high or low) + 1))
+        try:
+            os.sched_setaffinity(0, wanted)
+        except OSError as exc:
+            sys.stderr.write(f"trampoline: cannot bind to CPUs {cpus}: {exc.strerror}\n")
+            os._exit(126)
+    try:
+        os.execvp(argv[0], argv)  # noqa: S606 - the point of a trampoline; no shell involved
+    except OSError as exc:
+        sys.stderr.write(f"trampoline: cannot run {argv[0]}: {exc.strerror}\n")
+        os._exit(127)
+
+
+main()
