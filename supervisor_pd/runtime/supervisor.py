@@ -283,6 +283,8 @@ class Supervisor:
             return
         if child.state.running:
             self.restart(child, "restart requested through the API")
+            if self.phase is Phase.READY and child.kind is not Kind.CONTROLLER:
+                self.set_phase(Phase.DEGRADED, f"{child.name} is restarting")
 
     # --- decisions ----------------------------------------------------------------------------
 
@@ -299,6 +301,8 @@ class Supervisor:
         child.restart_at = now + decision.delay
         child.restarts += 1
         self.transition(child, ProcState.BACKOFF, f"{reason}; restart in {decision.delay:.1f} s ({decision.reason})")
+        if self.phase is Phase.READY and child.kind is not Kind.CONTROLLER:
+            self.set_phase(Phase.DEGRADED, f"{child.name} is down")
         self._restart_scope(child)
 
     def _restart_scope(self, child: Child) -> None:
@@ -404,13 +408,16 @@ class Supervisor:
             )
 
     def _next_deadline(self) -> float:
+        """When the loop must wake up even if no event comes. A restart that is already due but
+        waits on its dependencies is woken by their events, not by the clock."""
+        now = time.monotonic()
         times = [self.started + self.settings.ready_seconds] if not self.ever_ready else []
         for child in self.children.values():
             if child.state is ProcState.STARTING and child.start_deadline is not None:
                 times.append(child.start_deadline)
-            if child.state is ProcState.BACKOFF and child.restart_at is not None and not child.group_alive:
+            if child.state is ProcState.BACKOFF and child.restart_at is not None and child.restart_at > now:
                 times.append(child.restart_at)
-        return min(times, default=time.monotonic() + 1.0)
+        return min(times, default=now + 1.0)
 
     # --- acting on processes -------------------------------------------------------------------
 
@@ -499,10 +506,14 @@ class Supervisor:
         grace = self.settings.grace_seconds
         deadline = time.monotonic() + grace
         self.log(f"draining within {grace:g} s")
+        # Half the grace period for work in flight; the rest for the processes' own stop paths.
+        settle = time.monotonic() + grace / 2
         for hook in self.drain_hooks:
-            with anyio.move_on_after(max(0.0, deadline - time.monotonic() - 1.0)):
-                await hook(deadline)
+            with anyio.move_on_after(max(0.0, settle - time.monotonic())):
+                await hook(settle)
         if stop_servers:
+            with anyio.move_on_after(max(0.0, settle - time.monotonic())):
+                await self._wait_idle()
             await self._stop_services(deadline)
         for group in ([self.controller], [self.coordinator], self.servers):
             live = [c for c in group if c.pid is not None]
@@ -530,6 +541,27 @@ class Supervisor:
             with anyio.move_on_after(GROUP_GONE_LIMIT):
                 await self.finished.wait()
             self._finish()
+
+    async def _wait_idle(self) -> None:
+        """Until no Server has a request running or waiting (read from their /v1/status)."""
+        assert self._prober is not None
+        prober = self._prober
+        live = [s for s in self.servers if s.state in (ProcState.READY, ProcState.UNHEALTHY)]
+        reported = False
+        while live:
+            results = [await prober.check(s.spec.live, parse=True) for s in live]
+            busy = sum(
+                r.body.get("resource", {}).get("runningRequestNum", 0)
+                + r.body.get("resource", {}).get("waitingRequestNum", 0)
+                for r in results
+                if r.ok and isinstance(r.body, dict)
+            )
+            if not busy:
+                return
+            if not reported:
+                self.log(f"waiting for {busy} request(s) in flight on the Servers")
+                reported = True
+            await anyio.sleep(0.1)
 
     async def _stop_services(self, deadline: float) -> None:
         """Ask each Server to stop the way the reference preStop does: GET /stopService."""
@@ -613,10 +645,11 @@ class Supervisor:
 
         async def service() -> None:
             coordinator = self.coordinator
-            if coordinator.state not in (ProcState.READY, ProcState.UNHEALTHY) or coordinator.spec.ready is None:
-                return
+            if self.phase is Phase.STARTING and coordinator.state is ProcState.PENDING:
+                return  # nothing to ask yet
             ready: dict[str, bool] = {}
-            coordinator_result = await prober.check(coordinator.spec.ready)
+            coordinator_up = coordinator.state in (ProcState.READY, ProcState.UNHEALTHY) and coordinator.spec.ready
+            coordinator_ok = coordinator_up and (await prober.check(coordinator.spec.ready)).ok  # type: ignore[arg-type]
 
             async def server_ready(server: Child) -> None:
                 result = await prober.check(server.spec.ready) if server.spec.ready else None
@@ -625,7 +658,7 @@ class Supervisor:
             async with anyio.create_task_group() as inner:
                 for server in self.servers:
                     inner.start_soon(server_ready, server)
-            self.post(Service(coordinator_result.ok, ready))
+            self.post(Service(bool(coordinator_ok), ready))
 
         while True:
             now = time.monotonic()

@@ -71,6 +71,7 @@ class SimServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop_calls = 0
         self._request_counter = 0
+        self._model_ready = asyncio.Event()
         slow = knobs.fault(config.target, "slow_health")
         self._slow = (slow.value or 0.0) if slow is not None and first_time(config.target, slow) else 0.0
         self._never_ready = knobs.fault(config.target, "never_ready") is not None
@@ -216,10 +217,10 @@ class SimServer:
         if self._stop_calls > 1:
             return error(500, "stopService has already been called.")
         force = request.query.get("mode", "").lower() == "force"
-        self.state.stopped = True
         log(f"stopService called (mode={'Force' if force else 'graceful'})")
         if not force:
-            await self.state.slots.idle.wait()
+            await self.state.slots.idle.wait()  # in-flight requests finish first
+        self.state.stopped = True
         loop = asyncio.get_running_loop()
         loop.call_later(0.05, self._on_stop, force)
         return json_response({"result": "ok"})
@@ -244,11 +245,11 @@ class SimServer:
         if changed:
             self.state.role = role
             self.state.role_status = ROLE_SWITCHING
+            self.spawn(self._switch_role())
         log(f"role request: {role}, peers {[int(p.get('id', -1)) for p in peers]}")
         if not self.state.model_loaded and not self.state.loading:
             self.state.loading = True
             self.spawn(self._load_model([d["device_id"] for d in local.get("device", [])]))
-        self.spawn(self._link())
         return json_response({"result": "ok"})
 
     def _update_peers(self, peers: list[dict[str, Any]]) -> None:
@@ -256,8 +257,31 @@ class SimServer:
         for item in peers:
             peer_id = int(item.get("id", -1))
             known = self.state.peers.get(peer_id)
-            wanted[peer_id] = known if known is not None else Peer(peer_id, str(item.get("server_ip", "")))
+            if known is None:
+                known = Peer(peer_id, str(item.get("server_ip", "")))
+                self.spawn(self._link_peer(known))
+            wanted[peer_id] = known
         self.state.peers = wanted
+
+    async def _link_peer(self, peer: Peer) -> None:
+        """One link task per new peer: set up once the model is on the NPUs."""
+        await self._model_ready.wait()
+        await asyncio.sleep(self.knobs.link)
+        if self.state.peers.get(peer.id) is peer:
+            peer.link = "ok"
+        self._update_ready()
+
+    async def _switch_role(self) -> None:
+        await self._model_ready.wait()
+        await asyncio.sleep(self.knobs.link)
+        self._update_ready()
+
+    def _update_ready(self) -> None:
+        state = self.state
+        if state.model_loaded and state.peers and all(p.link == "ok" for p in state.peers.values()):
+            if state.role_status != ROLE_READY:
+                log(f"role {state.role} ready, links ok")
+            state.role_status = ROLE_READY
 
     async def _load_model(self, devices: list[str]) -> None:
         problem = self._claim_devices(devices)
@@ -282,7 +306,7 @@ class SimServer:
         self.state.model_loaded = True
         self.state.loading = False
         log("model loaded")
-        await self._link()
+        self._model_ready.set()
 
     def _claim_devices(self, devices: list[str]) -> str | None:
         host = os.environ.get("SUPERVISOR_PD_SIM_HOST")
@@ -298,18 +322,6 @@ class SimServer:
                 return f"device {device} is used by another process (dcmi error -8020)"
             self._locks.append(fd)  # held until this process ends
         return None
-
-    async def _link(self) -> None:
-        await asyncio.sleep(self.knobs.link)
-        if not self.state.model_loaded:
-            return  # links are set up once the model is on the NPUs
-        for peer in self.state.peers.values():
-            if peer.link != "ok" and time.monotonic() - peer.since >= self.knobs.link * 0.99:
-                peer.link = "ok"
-        if self.state.model_loaded and self.state.peers and all(p.link == "ok" for p in self.state.peers.values()):
-            if self.state.role_status != ROLE_READY:
-                log(f"role {self.state.role} ready, links ok")
-            self.state.role_status = ROLE_READY
 
     # --- business -----------------------------------------------------------------------
 

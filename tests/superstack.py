@@ -1,0 +1,170 @@
+"""Running `supervisor-pd run` against the simulator as a user would, for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import base_env
+from tests.simstack import FAST_KNOBS, Ports, free_base, http, make_conf, wait_until
+
+FAST_SUPERVISOR = {
+    "SUPERVISOR_PD_HEALTH_INTERVAL": "0.2",
+    "SUPERVISOR_PD_HEALTH_TIMEOUT": "0.5",
+    "SUPERVISOR_PD_LIVENESS_FAILURES": "3",
+    "SUPERVISOR_PD_RESTART_BACKOFF": "0.2",
+    "SUPERVISOR_PD_RESTART_BACKOFF_MAX": "1",
+    "SUPERVISOR_PD_GRACE_SECONDS": "15",
+}
+
+
+class SupervisorRun:
+    def __init__(
+        self,
+        tmp_path: Path,
+        profile: str = "800i-a2",
+        env: dict[str, str] | None = None,
+        change: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.tmp = tmp_path
+        self.profile = profile
+        self.ports = Ports(free_base())
+        self.conf = make_conf(tmp_path / "conf", self.ports, change)
+        self.state = tmp_path / "state"
+        self.out = self.state / "conf"
+        self.log_path = tmp_path / "supervisor.log"
+        self.env = base_env(tmp_path)
+        self.env.update(FAST_KNOBS)
+        self.env.update(FAST_SUPERVISOR)
+        self.env.update(
+            SUPERVISOR_PD_PORT_BASE=str(self.ports.servers),
+            SUPERVISOR_PD_API_PORT=str(self.ports.api),
+            SUPERVISOR_PD_API_HOST="127.0.0.1",
+        )
+        self.env.update(env or {})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, stdout: Any = None) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "supervisor_pd", "run", "--simulate", self.profile, "--conf-dir", str(self.conf)]
+        if stdout is None:
+            handle = self.log_path.open("ab")
+            self.process = subprocess.Popen(
+                argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            handle.close()
+        else:
+            self.process = subprocess.Popen(
+                argv, env=self.env, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self.process
+
+    # --- observing ------------------------------------------------------------------------
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def supervisor_lines(self) -> list[str]:
+        return [line[len("supervisor | ") :] for line in self.log().splitlines() if line.startswith("supervisor | ")]
+
+    def wait_log(self, pattern: str, timeout: float = 30.0, count: int = 1) -> None:
+        regex = re.compile(pattern)
+        wait_until(lambda: len(regex.findall(self.log())) >= count, timeout, what=f"log line /{pattern}/ x{count}")
+
+    def wait_ready(self, timeout: float = 40.0, count: int = 1) -> None:
+        self.wait_log(r"service: \w+ -> ready", timeout, count)
+
+    def server_config(self, index: int) -> dict[str, Any]:
+        return json.loads((self.out / f"config{index}.json").read_text())["ServerConfig"]
+
+    def mgmt(self, index: int, path: str) -> tuple[int, bytes]:
+        return http("GET", f"http://127.0.0.1:{self.server_config(index)['managementPort']}{path}", timeout=2)
+
+    def pid_of(self, name: str) -> int:
+        """The current pid of a child, from the latest 'name: ... -> starting: pid N' line."""
+        pids = re.findall(rf"{re.escape(name)}: \w+ -> starting: pid (\d+)", self.log())
+        assert pids, f"{name} never started"
+        return int(pids[-1])
+
+    def predict(self, body: dict[str, Any], timeout: float = 20.0) -> tuple[int, bytes]:
+        return http(
+            "POST",
+            f"http://127.0.0.1:{self.ports.predict}/v1/chat/completions",
+            body,
+            timeout=timeout,
+            headers={"Content-Type": "application/json"},
+        )
+
+    # --- stopping -------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def cleanup(self) -> None:
+        """Whatever a test left: the supervisor and anything started from this test's folder."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        for pid in tree_pids(str(self.tmp)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def tree_pids(marker: str) -> list[int]:
+    """Processes whose command line or environment mentions `marker` (a test's folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline or marker.encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def descendants(root: int) -> set[int]:
+    """Every process below `root` (by parent pid), plus every member of their process groups."""
+    children: dict[int, list[int]] = {}
+    groups: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid, pgid = int(entry.name), int(fields[1]), int(fields[2])
+        children.setdefault(ppid, []).append(pid)
+        groups.setdefault(pgid, []).append(pid)
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []) + groups.get(pid, []):
+            if child not in seen and child != root:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
