@@ -170,7 +170,9 @@ def test_sigterm_under_load_finishes_inside_the_grace_period(runs) -> None:  # t
     assert all(code == 200 for code, _ in results), [(c, b[:200]) for c, b in results]
     lines = run.supervisor_lines()
     waited = next(i for i, line in enumerate(lines) if line.startswith("waiting for") and "in flight" in line)
-    assert waited < lines.index("asking 4 Server(s) to stop (/stopService)") < lines.index("stopping controller (SIGTERM)")
+    assert (
+        waited < lines.index("asking 4 Server(s) to stop (/stopService)") < lines.index("stopping controller (SIGTERM)")
+    )
 
 
 def test_sigkill_of_the_supervisor_leaves_no_process(runs) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,105 @@
+"""Spawning, the guardian and the leftover sweep, with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from supervisor_pd.runtime import processes
+from supervisor_pd.runtime.spec import HttpCheck, Kind, ProcessSpec
+from tests.simstack import wait_until
+from tests.superstack import alive
+
+
+def spec(tmp_path: Path, argv: tuple[str, ...]) -> ProcessSpec:
+    check = HttpCheck("127.0.0.1", 1, "/")
+    return ProcessSpec(
+        name="t",
+        kind=Kind.SERVER,
+        argv=argv,
+        cwd=tmp_path / "cwd",
+        env=dict(os.environ),
+        cpus=None,
+        up=(check,),
+        live=check,
+        ready=None,
+        start_deadline=1.0,
+    )
+
+
+def test_spawn_sets_session_cpus_and_working_folder(tmp_path: Path) -> None:
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    child = processes.spawn(spec(tmp_path, ("sleep", "30")), (cpu,))
+    try:
+        wait_until(lambda: Path(f"/proc/{child.pid}/comm").read_text().strip() == "sleep", what="the exec")
+        assert os.sched_getaffinity(child.pid) == {cpu}
+        assert os.getsid(child.pid) == child.pid == os.getpgid(child.pid)
+        assert Path(f"/proc/{child.pid}/cwd").resolve() == (tmp_path / "cwd").resolve()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_missing_program_exits_127(tmp_path: Path) -> None:
+    child = processes.spawn(spec(tmp_path, ("no-such-program-here",)), None)
+    assert child.wait(10) == 127
+    assert b"cannot run no-such-program-here" in child.stderr.read()  # type: ignore[union-attr]
+
+
+def test_children_die_with_the_thread_that_spawned_them(tmp_path: Path) -> None:
+    # A short-lived parent spawns a child through the trampoline and exits at once.
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from pathlib import Path
+        from supervisor_pd.runtime import processes
+        from tests.integration.test_processes import spec
+        child = processes.spawn(spec(Path({str(tmp_path)!r}), ("sleep", "60")), None)
+        print(child.pid, flush=True)
+    """)
+    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    pid = int(parent.stdout.split()[0])
+    wait_until(lambda: not alive(pid), what="the orphan to die with its parent")
+
+
+def test_guardian_kills_the_groups_of_a_dead_supervisor(tmp_path: Path) -> None:
+    guardian = processes.Guardian()
+    guardian.start()
+    group = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60"], start_new_session=True)
+    wait_until(
+        lambda: (
+            len(subprocess.run(["pgrep", "-g", str(group.pid)], capture_output=True, text=True).stdout.split()) >= 2
+        ),
+        what="both sleepers",
+    )
+    guardian.watch(group.pid)
+    guardian.close()  # what the kernel does when the supervisor dies
+    assert group.wait(10) == -signal.SIGKILL
+    wait_until(
+        lambda: subprocess.run(["pgrep", "-g", str(group.pid)], capture_output=True).returncode == 1,
+        what="the whole group gone",
+    )
+
+
+def test_sweep_kills_only_what_is_still_ours(tmp_path: Path) -> None:
+    pidfile = processes.PidFile(tmp_path / "children.json")
+    ours = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    wait_until(lambda: processes.start_time(ours.pid) is not None, what="the process")
+    reused = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    pidfile.write({"server-1": (ours.pid, processes.start_time(ours.pid)), "server-2": (reused.pid, 1)})
+    assert pidfile.sweep() == ["server-1"]
+    assert ours.wait(10) == -signal.SIGKILL
+    assert reused.poll() is None  # a different start time: not ours, left alone
+    reused.kill()
+    reused.wait()
+
+
+def test_reap_collects_any_child() -> None:
+    child = subprocess.Popen(["sh", "-c", "exit 5"])
+    wait_until(lambda: Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1].startswith("Z"), what="a zombie")
+    assert (child.pid, 5) in processes.reap()
+    child.returncode = 5
