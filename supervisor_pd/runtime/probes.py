@@ -21,14 +21,15 @@ class Result:
 
 
 class Prober:
-    """One shared client session; no keep-alive, so a restarted child never meets a stale connection."""
+    """One shared client session with keep-alive (a check costs no connection set-up); a check that
+    meets a connection the child closed (it restarted) is retried once on a fresh one."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Prober:
-        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
         return self
 
@@ -37,6 +38,12 @@ class Prober:
             await self._session.close()
 
     async def check(self, check: HttpCheck, parse: bool = False) -> Result:
+        result = await self._check(check, parse)
+        if not result.ok and result.detail.endswith("ServerDisconnectedError"):
+            result = await self._check(check, parse)
+        return result
+
+    async def _check(self, check: HttpCheck, parse: bool) -> Result:
         assert self._session is not None
         began = time.monotonic()
         try:

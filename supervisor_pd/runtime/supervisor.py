@@ -635,41 +635,45 @@ class Supervisor:
                 await anyio.sleep(UP_POLL)
 
     async def _check_health(self) -> None:
+        """Each tick: readiness of the Coordinator and every Server (the service's phase), then
+        liveness of each process that is due. A process that just answered its readiness check
+        is alive; only the others get a liveness request, which halves the steady-state traffic."""
         assert self._prober is not None
         prober = self._prober
         interval = self.settings.health_interval
+        up = (ProcState.READY, ProcState.UNHEALTHY)
 
-        async def live(child: Child) -> None:
+        async def readiness(child: Child, ready: dict[str, bool]) -> None:
+            result = await prober.check(child.spec.ready)  # type: ignore[arg-type]
+            ready[child.name] = result.ok
+            if result.ok:
+                if child.kind is Kind.SERVER:
+                    child.role_status = "RoleReady"
+                self.post(Live(child.name, result))
+
+        async def liveness(child: Child) -> None:
             result = await prober.check(child.spec.live, parse=child.kind is Kind.SERVER)
             self.post(Live(child.name, result))
 
-        async def service() -> None:
-            coordinator = self.coordinator
-            if self.phase is Phase.STARTING and coordinator.state is ProcState.PENDING:
-                return  # nothing to ask yet
-            ready: dict[str, bool] = {}
-            coordinator_up = coordinator.state in (ProcState.READY, ProcState.UNHEALTHY) and coordinator.spec.ready
-            coordinator_ok = coordinator_up and (await prober.check(coordinator.spec.ready)).ok  # type: ignore[arg-type]
-
-            async def server_ready(server: Child) -> None:
-                result = await prober.check(server.spec.ready) if server.spec.ready else None
-                ready[server.name] = bool(result and result.ok)
-
-            async with anyio.create_task_group() as inner:
-                for server in self.servers:
-                    inner.start_soon(server_ready, server)
-            self.post(Service(bool(coordinator_ok), ready))
-
         while True:
             now = time.monotonic()
+            ready: dict[str, bool] = {}
+            async with anyio.create_task_group() as tg:
+                for child in [*self.servers, self.coordinator]:
+                    if child.state in up and child.spec.ready is not None:
+                        tg.start_soon(readiness, child, ready)
+            answered = {name for name, ok in ready.items() if ok}
+            if self.coordinator.state is not ProcState.PENDING or self.phase is not Phase.STARTING:
+                coordinator_ok = ready.pop(self.coordinator.name, False)
+                self.post(Service(coordinator_ok, {s.name: ready.get(s.name, False) for s in self.servers}))
             async with anyio.create_task_group() as tg:
                 for child in self.children.values():
-                    if child.state in (ProcState.READY, ProcState.UNHEALTHY) and now >= child.next_live:
+                    if child.state in up and now >= child.next_live:
                         child.next_live = now + interval
-                        tg.start_soon(live, child)
-                tg.start_soon(service)
-            # Until the service is first ready, look more often: readiness gates nothing, but the
-            # time to ready is what an operator waits on.
+                        if child.name not in answered:
+                            tg.start_soon(liveness, child)
+            # Until the service is first ready, look more often: the time to ready is what an
+            # operator waits on.
             await anyio.sleep(min(interval, 0.5) if not self.ever_ready else interval)
 
     async def _pump(self, name: str, stream: str, pipe: IO[bytes]) -> None:
