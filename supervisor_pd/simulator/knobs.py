@@ -65,7 +65,8 @@ class Fault:
     take S seconds), never_ready (the model never finishes loading), load_fail (NPU
     initialisation fails after the role request), orphan=S (a grandchild that lives S seconds
     is left in the process group), retry_requests=N (a decode instance answers its first N
-    hand-offs with a `retry:` frame). `@once`: only the first start of that process is affected.
+    hand-offs with a `retry:` frame), stall_after=S (Controller: its scheduler stops, its probe
+    server keeps answering). `@once`: only the first start of that process is affected.
     """
 
     target: str

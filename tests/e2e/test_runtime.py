@@ -84,10 +84,13 @@ def test_a_killed_server_comes_back_with_the_same_ports_and_devices(runs) -> Non
     run.wait_ready()
     before = run.server_config(3)
     pid = run.pid_of("server-3")
+    group = [p for p in descendants(run.process.pid) if os.getpgid(p) == pid]
+    assert len(group) == 2  # the daemon and its worker
     os.killpg(pid, signal.SIGKILL)
     run.wait_log(r"server-3: ready -> backoff: exited \(killed by SIGKILL\)")
     run.wait_log(r"server-3: backoff -> starting")
     assert run.pid_of("server-3") != pid
+    assert not [p for p in group if alive(p)]  # the old group was gone before the new start
     run.wait_ready(count=2)
     assert run.server_config(3) == before
     status = json.loads(run.mgmt(3, "/v1/status")[1])
@@ -338,3 +341,65 @@ def test_log_files_when_mindie_logs_to_file(runs) -> None:  # type: ignore[no-un
     assert "[ms_controller]" in (logs / "controller.log").read_text()
     assert oct((logs / "server-3.log").stat().st_mode & 0o777) == "0o640"
     assert not (logs / "supervisor.log").exists()
+
+
+def test_servers_start_with_bounded_concurrency(runs) -> None:  # type: ignore[no-untyped-def]
+    run = runs(env={"SUPERVISOR_PD_START_CONCURRENCY": "1", "SUPERVISOR_PD_SIM_STARTUP_SECONDS": "0.3"})
+    run.start()
+    run.wait_ready()
+    lines = run.supervisor_lines()
+    for n in range(1, 4):
+        ready = next(i for i, line in enumerate(lines) if line.startswith(f"server-{n}: starting -> ready"))
+        started = next(i for i, line in enumerate(lines) if line.startswith(f"server-{n + 1}: pending -> starting"))
+        assert ready < started  # a slot frees when a Server answers
+
+
+def test_a_server_that_does_not_answer_in_time_is_restarted(runs) -> None:  # type: ignore[no-untyped-def]
+    run = runs(
+        env={"SUPERVISOR_PD_SERVER_START_SECONDS": "1", "SUPERVISOR_PD_SIM_FAULTS": "server-2:hang_after=0@once"}
+    )
+    run.start()
+    run.wait_log(r"server-2: starting -> backoff: did not answer /v1/config and /v1/status within 1 s")
+    run.wait_ready()
+
+
+def test_a_controller_that_stops_refreshing_is_restarted(runs) -> None:  # type: ignore[no-untyped-def]
+    run = runs(
+        env={
+            "SUPERVISOR_PD_SIM_FAULTS": "controller:stall_after=0.5@once",
+            "SUPERVISOR_PD_CONTROLLER_STALL_SECONDS": "2",
+        }
+    )
+    run.start()
+    run.wait_ready()
+    run.wait_log("scheduler stalled")
+    # An empty Coordinator is refilled only by a working Controller.
+    os.killpg(run.pid_of("coordinator"), signal.SIGKILL)
+    run.wait_log(r"controller: ready -> backoff: the Coordinator has not been ready for 2 s")
+    run.wait_ready(count=2)
+    assert run.predict(CHAT)[0] == 200
+
+
+def test_processes_that_outlast_the_grace_period_are_killed(runs) -> None:  # type: ignore[no-untyped-def]
+    # Real Servers linger 5 s after SIGTERM before they stop; a 2 s grace period cuts them short.
+    run = runs(env={"SUPERVISOR_PD_SIM_TIME_SCALE": "1", "SUPERVISOR_PD_GRACE_SECONDS": "2"})
+    process = run.start()
+    run.wait_ready(timeout=60)
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+    assert time.monotonic() - began < 5
+    assert "grace period over: SIGKILL to server-" in run.log()
+
+
+def test_a_second_signal_stops_at_once(runs) -> None:  # type: ignore[no-untyped-def]
+    run = runs(env={"SUPERVISOR_PD_SIM_TIME_SCALE": "1"})
+    process = run.start()
+    run.wait_ready(timeout=60)
+    process.send_signal(signal.SIGTERM)
+    run.wait_log("draining within")
+    began = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(20) == 0
+    assert time.monotonic() - began < 3
+    assert "SIGINT again: stopping now" in run.log()

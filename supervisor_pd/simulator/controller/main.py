@@ -104,6 +104,9 @@ async def _run(config: dict[str, Any], ranktable: Path, rates: tuple[int, int], 
     scheduler = NodeScheduler(config, ranktable, rates, coordinator, knobs)
     work = loop.create_task(scheduler.run())
     _schedule_faults(knobs, loop)
+    stall = knobs.fault("controller", "stall_after")
+    if stall is not None and first_time("controller", stall):
+        loop.call_later(stall.value or 0.0, _stall, work)
     await stop.wait()
     log("stopping (the Servers keep running)")
     work.cancel()
@@ -131,6 +134,11 @@ def _probe_app() -> web.Application:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
+
+
+def _stall(work: asyncio.Task[None]) -> None:
+    log("scheduler stalled (injected fault): the probe server still answers, nothing is refreshed")
+    work.cancel()
 
 
 def _schedule_faults(knobs: Knobs, loop: asyncio.AbstractEventLoop) -> None:

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         if _port_used(port):
             log(f"[ERROR] Port {port} is already in use. Failed to init endpoint.")
             os.killpg(os.getpgrp(), signal.SIGKILL)
+    hang = knobs.fault(config.target, "hang_after")
+    if hang is not None and not hang.value and first_time(config.target, hang):
+        _hang()  # hang_after=0: stopped before it listens, so it never answers
     # A worker process in the daemon's group, as the tokenizer and model workers are.
     worker = subprocess.Popen(["sleep", "2147483647"], stdin=subprocess.DEVNULL)  # noqa: S607
     orphan = knobs.fault(config.target, "orphan")
@@ -160,8 +163,8 @@ def _schedule_faults(target: str, knobs: Knobs, loop: asyncio.AbstractEventLoop)
     if crash is not None and first_time(target, crash):
         loop.call_later(crash.value or 0.0, _crash)
     hang = knobs.fault(target, "hang_after")
-    if hang is not None and first_time(target, hang):
-        loop.call_later(hang.value or 0.0, _hang)
+    if hang is not None and hang.value and first_time(target, hang):
+        loop.call_later(hang.value, _hang)
 
 
 def _crash() -> None:
