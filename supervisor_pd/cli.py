@@ -10,21 +10,31 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import orjson
+from supervisor_pd import __version__, client
 
-from supervisor_pd import __version__
-from supervisor_pd.errors import ExitCode, SupervisorPdError
-from supervisor_pd.settings import Settings, SimProfile, load_settings
+if TYPE_CHECKING:
+    from supervisor_pd.settings import Settings
+
+# The operator commands (`probe` above all) stay on the standard library: settings, pydantic and
+# the runtime are imported only by the commands that need them.
 
 
-def _parser() -> argparse.ArgumentParser:
+def _base() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:  # type: ignore[type-arg]
     parser = argparse.ArgumentParser(
         prog="supervisor-pd",
         description="Run MindIE prefill/decode disaggregated serving in one container.",
     )
     parser.add_argument("--version", action="version", version=f"supervisor-pd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return parser, commands
+
+
+def _parser() -> argparse.ArgumentParser:
+    from supervisor_pd.settings import SimProfile
+
+    parser, commands = _base()
 
     plan = commands.add_parser(
         "plan",
@@ -60,10 +70,13 @@ def _parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("settings", help="show the effective settings, or their reference")
     show.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
+    client.add_commands(commands)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from supervisor_pd.settings import load_settings
+
     flags = {
         "simulate": getattr(args, "simulate", None),
         "conf_dir": getattr(args, "conf_dir", None),
@@ -80,6 +93,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    import orjson
+
     from supervisor_pd.confdir import load_inputs
     from supervisor_pd.materialize import check_output, materialize
     from supervisor_pd.plan.planner import make_plan
@@ -101,7 +116,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(plan_text(plan, str(output), written))
-    return ExitCode.OK
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -111,21 +126,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from supervisor_pd.settings import env_name, settings_markdown
+    from supervisor_pd.settings import Settings, env_name, load_settings, settings_markdown
 
     if args.markdown:
         sys.stdout.write(settings_markdown())
-        return ExitCode.OK
+        return 0
     settings = load_settings()
     for name in Settings.model_fields:
         value = getattr(settings, name)
         shown = value.value if hasattr(value, "value") else value
         sys.stdout.write(f"{env_name(name)}={'' if shown is None else shown}\n")
-    return ExitCode.OK
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in client.COMMANDS:
+        parser, commands = _base()
+        client.add_commands(commands)
+        return client.run(parser.parse_args(words))
+    args = _parser().parse_args(words)
+    if args.command in client.COMMANDS:
+        return client.run(args)
+    from supervisor_pd.errors import SupervisorPdError
+
     handlers = {"plan": cmd_plan, "run": cmd_run, "settings": cmd_settings}
     try:
         return int(handlers[args.command](args))

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from supervisor_pd.errors import InputError
@@ -110,12 +110,43 @@ class Settings(BaseSettings):
     )
     tool_timeout: float = Field(10.0, gt=0, description="Seconds allowed for one npu-smi/hccn_tool/lspci call.")
 
+    # --- the HTTP port ----------------------------------------------------------------------
+    api_socket: Path | None = Field(
+        None,
+        description="Unix socket (mode 0600) for the CLI's control commands, which need no token there. "
+        "Default: <state_dir>/api.sock.",
+    )
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token for control requests (restart, drain) on the TCP port; unset = disabled there."
+    )
+    api_token_file: Path | None = Field(None, description="File holding the bearer token (instead of API_TOKEN).")
+    proxy_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to the Coordinator.")
+    proxy_read_timeout: float = Field(
+        600.0, gt=0, description="Longest silence allowed from the Coordinator while a reply is streaming."
+    )
+    proxy_max_body_bytes: int = Field(
+        0, ge=0, description="Largest request body accepted; 0 = the Coordinator's request_limit.body_limit."
+    )
+    check_pd_params: bool = Field(
+        True,
+        description="Refuse (400) request parameters PD disaggregation does not support: n > 1, best_of > 1, "
+        "use_beam_search, logprobs, top_logprobs, stop, include_stop_str_in_output.",
+    )
+    metrics_timeout: float = Field(1.0, gt=0, description="Seconds allowed to scrape one child's /metrics.")
+    metrics_cache_seconds: float = Field(2.0, ge=0, description="How long a scrape of the children is reused.")
+
     # --- running the processes ------------------------------------------------------------
     start_concurrency: int = Field(
         0, ge=0, description="Servers starting at once; a slot frees when a Server answers. 0 = all at once."
     )
     grace_seconds: float = Field(
         25.0, gt=0, description="Drain deadline after SIGTERM; fits Kubernetes' default 30 s grace period."
+    )
+    stop_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="On a restart asked for through the API: seconds between SIGTERM and SIGKILL "
+        "(a Server's own stop path takes up to 20 s).",
     )
     health_interval: float = Field(5.0, gt=0, description="Seconds between health checks of each process.")
     health_timeout: float = Field(2.0, gt=0, description="Seconds one health check may take.")
@@ -220,6 +251,22 @@ class Settings(BaseSettings):
     @property
     def output(self) -> Path:
         return self.output_dir if self.output_dir is not None else self.state_dir / "conf"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.api_socket if self.api_socket is not None else self.state_dir / "api.sock"
+
+    def token(self) -> str | None:
+        """The control token, from API_TOKEN or API_TOKEN_FILE; None when neither is set."""
+        if self.api_token is not None:
+            return self.api_token.get_secret_value() or None
+        if self.api_token_file is not None:
+            try:
+                text = self.api_token_file.read_text().strip()
+            except OSError as exc:
+                raise InputError(env_name("api_token_file"), f"cannot be read: {exc.strerror}") from None
+            return text or None
+        return None
 
 
 def env_name(field: str) -> str:

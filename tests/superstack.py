@@ -102,6 +102,23 @@ class SupervisorRun:
             headers={"Content-Type": "application/json"},
         )
 
+    def api(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 20.0
+    ) -> tuple[int, bytes]:
+        """A request to supervisor_pd's own HTTP port."""
+        return http(method, f"http://127.0.0.1:{self.ports.api}{path}", body, timeout=timeout, headers=headers)
+
+    def cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """`supervisor-pd ARGS` with this run's environment (so it finds the control socket)."""
+        return subprocess.run(
+            [sys.executable, "-m", "supervisor_pd", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     # --- stopping -------------------------------------------------------------------------
 
     def stop(self, timeout: float = 30.0) -> int:

@@ -84,6 +84,7 @@ class ServerPlan(Frozen):
 
 
 class CoordinatorPlan(Frozen):
+    body_limit: int
     predict_ip: str
     manage_ip: str
     predict_port: int
@@ -125,6 +126,8 @@ class PlannedFile(Frozen):
 
 
 class Plan(Frozen):
+    model_name: str
+    max_seq_len: int
     device_type: DeviceType
     device_type_source: str
     simulated: str | None

@@ -146,7 +146,10 @@ def make_plan(facts: HostFacts, inputs: ConfInputs, settings: Settings, checker:
     notices += cpu.notices
     servers = _servers(layout, server_ip, server_ports, cpu.servers)
 
+    limits = inputs.coordinator.raw.get("request_limit", {})
+    body_mb = limits.get("body_limit", 1) if isinstance(limits, dict) else 1
     coordinator = CoordinatorPlan(
+        body_limit=(body_mb if isinstance(body_mb, int) and not isinstance(body_mb, bool) and body_mb > 0 else 1) << 20,
         predict_ip=predict_ip,
         manage_ip=manage_ip,
         predict_port=coordinator_ports["predict_port"],
@@ -181,7 +184,10 @@ def make_plan(facts: HostFacts, inputs: ConfInputs, settings: Settings, checker:
             content=build_ranktable(facts.device_type, servers, controller, coordinator, facts.super_pod_id),
         )
     )
+    model = server_docs[0].model
     return Plan(
+        model_name=model.model.modelName,
+        max_seq_len=model.BackendConfig.ModelDeployConfig.maxSeqLen,
         device_type=facts.device_type,
         device_type_source=facts.device_type_source,
         simulated=facts.simulated,

@@ -44,6 +44,8 @@ class Child:
     failures: int = 0
     health: Result | None = None
     health_at: float | None = None
+    health_wall: float | None = None
+    ready_once: bool = False
     next_live: float = 0.0
     role_status: str | None = None
     current_role: str | None = None

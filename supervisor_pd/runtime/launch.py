@@ -7,6 +7,7 @@ import shutil
 
 import anyio
 
+from supervisor_pd.api.server import ApiServer
 from supervisor_pd.confdir import load_inputs
 from supervisor_pd.errors import ExitCode, InputError
 from supervisor_pd.materialize import materialize
@@ -34,6 +35,16 @@ def check_commands(specs: list[ProcessSpec]) -> None:
             raise InputError(setting, f"`{spec.argv[0]}` (for {spec.name}) was not found on PATH")
 
 
+async def _serve(supervisor: Supervisor, settings: Settings) -> int:
+    """The HTTP port answers from the first moment (probes say "not started yet") to the last."""
+    api = ApiServer(supervisor, settings)
+    await api.start()
+    try:
+        return await supervisor.run()
+    finally:
+        await api.stop()
+
+
 def run(settings: Settings) -> int:
     inputs = load_inputs(settings)
     facts = discover(settings)
@@ -57,7 +68,7 @@ def run(settings: Settings) -> int:
             sink.info(f"supervisor bound to CPUs {format_cpulist(mine)}")
     supervisor = Supervisor(plan, specs, settings, sink, settings.state_dir, apply_cpus)
     try:
-        code = anyio.run(supervisor.run, backend="asyncio", backend_options={"use_uvloop": True})
+        code = anyio.run(_serve, supervisor, settings, backend="asyncio", backend_options={"use_uvloop": True})
         if supervisor.exit_reason:
             sink.info(f"exit code {code} ({ExitCode(code).name}): {supervisor.exit_reason}")
     finally:

@@ -79,6 +79,7 @@ class LogSink:
         self.dropped = 0
         self._queue: queue.Queue[tuple[float, str, str, str] | None] = queue.Queue(queue_lines)
         self._tails: dict[str, collections.deque[str]] = {}
+        self._counts: dict[str, int] = {}
         self._files: dict[str, RotatingFile] = {}
         self._thread = threading.Thread(target=self._write_loop, name="log-writer", daemon=True)
         self._thread.start()
@@ -88,6 +89,7 @@ class LogSink:
     def line(self, process: str, stream: str, text: str) -> None:
         text = text[:MAX_LINE]
         self._tails.setdefault(process, collections.deque(maxlen=TAIL_LINES)).append(text)
+        self._counts[process] = self._counts.get(process, 0) + 1
         try:
             self._queue.put_nowait((time.time(), process, stream, text))
         except queue.Full:
@@ -99,6 +101,19 @@ class LogSink:
     def tail(self, process: str, lines: int) -> list[str]:
         kept = self._tails.get(process)
         return list(kept)[-lines:] if kept else []
+
+    def tail_since(self, process: str, lines: int, after: int | None = None) -> tuple[list[str], int]:
+        """The last `lines` lines of `process`, or those after line number `after` (for `logs -f`),
+        and the number of the next line. Numbers count every line the process ever wrote."""
+        kept = self._tails.get(process)
+        total = self._counts.get(process, 0)
+        if not kept:
+            return [], total
+        first = total - len(kept)  # number of the oldest line still kept
+        if after is not None:
+            start = max(after, first) - first
+            return list(kept)[start : start + lines], min(total, first + start + lines)
+        return list(kept)[-lines:], total
 
     def close(self, timeout: float = 2.0) -> None:
         with contextlib.suppress(queue.Full):

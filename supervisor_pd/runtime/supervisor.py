@@ -66,7 +66,10 @@ class Service:
 
 @dataclass(frozen=True)
 class Stop:
-    signum: int
+    """A signal to stop, or (signum None) a drain asked for through the control API."""
+
+    signum: int | None
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class Supervisor:
         self.heartbeat = time.monotonic()
         self.drain_hooks: list[DrainHook] = []
         self.on_phase: list[Callable[[Phase], None]] = []
+        self.on_health: list[Callable[[Child, Result], None]] = []
         self.guardian = processes.Guardian()
         self.pidfile = processes.PidFile(state_dir / "run" / "children.json")
         self._send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
@@ -175,7 +179,7 @@ class Supervisor:
             case Service():
                 self.on_service(event)
             case Stop():
-                self.on_stop(event.signum)
+                self.on_stop(event)
             case GroupGone():
                 self.on_group_gone(self.children[event.name])
             case Command():
@@ -213,6 +217,7 @@ class Supervisor:
         if child.state is not ProcState.STARTING:
             return
         child.failures = 0
+        child.ready_once = True
         child.next_live = time.monotonic() + self.settings.health_interval
         endpoints = " and ".join(check.path for check in child.spec.up)
         self.transition(child, ProcState.READY, f"answers {endpoints}")
@@ -220,7 +225,9 @@ class Supervisor:
     def on_live(self, child: Child, result: Result) -> None:
         if child.state not in (ProcState.READY, ProcState.UNHEALTHY):
             return
-        child.health, child.health_at = result, time.monotonic()
+        child.health, child.health_at, child.health_wall = result, time.monotonic(), time.time()
+        for listener in self.on_health:
+            listener(child, result)
         if child.kind is Kind.SERVER and isinstance(result.body, dict):
             service = result.body.get("service", {})
             child.role_status, child.current_role = service.get("roleStatus"), service.get("currentRole")
@@ -255,14 +262,22 @@ class Supervisor:
             self.set_phase(Phase.DEGRADED, why)
         self._judge_controller(all_servers)
 
-    def on_stop(self, signum: int) -> None:
+    def on_stop(self, event: Stop) -> None:
+        if event.signum is None:  # a drain request: asking twice changes nothing
+            if self.phase not in (Phase.DRAINING, Phase.FAILED, Phase.STOPPED):
+                self.set_phase(Phase.DRAINING, f"drain requested {event.source}".strip())
+                self._start_task(self.drain(stop_servers=True))
+            return
         self._stop_signals += 1
-        name = signal.Signals(signum).name
-        if self._stop_signals > 1 or self.phase in (Phase.DRAINING, Phase.FAILED):
-            self.log(f"{name} again: stopping now")
+        name = signal.Signals(event.signum).name
+        if self._stop_signals > 1 or self.phase is Phase.FAILED:
+            self.log(f"{name} again: stopping now" if self._stop_signals > 1 else f"{name} while failing: stopping now")
             for child in self.children.values():
                 if child.pgid is not None and child.group_alive:
                     processes.signal_group(child.pgid, signal.SIGKILL)
+            return
+        if self.phase is Phase.DRAINING:  # a preStop hook asked for the drain first: let it finish
+            self.log(f"{name} received: already draining")
             return
         self.set_phase(Phase.DRAINING, f"{name} received")
         self._start_task(self.drain(stop_servers=True))
@@ -282,7 +297,7 @@ class Supervisor:
         if child is None or command.action != "restart":
             return
         if child.state.running:
-            self.restart(child, "restart requested through the API")
+            self.restart(child, "restart requested through the API", graceful=True)
             if self.phase is Phase.READY and child.kind is not Kind.CONTROLLER:
                 self.set_phase(Phase.DEGRADED, f"{child.name} is restarting")
 
@@ -351,11 +366,21 @@ class Supervisor:
                 "Server is role-ready: the Controller is not refreshing it",
             )
 
-    def restart(self, child: Child, reason: str) -> None:
-        """A deliberate restart: not a failure, no backoff."""
+    def restart(self, child: Child, reason: str, graceful: bool = False) -> None:
+        """A deliberate restart: not a failure, no backoff. Graceful: SIGTERM first, SIGKILL at a deadline."""
         child.restart_when_stopped = True
         self.transition(child, ProcState.STOPPING, reason)
-        self._kill(child)
+        if graceful and child.pid is not None and child.pgid is not None:
+            processes.signal_group(child.pgid, signal.SIGTERM)
+            self._start_task(self._kill_after(child, child.pid, self.settings.stop_seconds))
+        else:
+            self._kill(child)
+
+    async def _kill_after(self, child: Child, pid: int, seconds: float) -> None:
+        await anyio.sleep(seconds)
+        if child.pid == pid:
+            self.log(f"{child.name} still running {seconds:g} s after SIGTERM: SIGKILL")
+            self._kill(child)
 
     def escalate(self, code: ExitCode, reason: str) -> None:
         if self.phase is Phase.FAILED:
@@ -417,7 +442,8 @@ class Supervisor:
                 times.append(child.start_deadline)
             if child.state is ProcState.BACKOFF and child.restart_at is not None and child.restart_at > now:
                 times.append(child.restart_at)
-        return min(times, default=now + 1.0)
+        # At least once a second, so the heartbeat (what /livez reports) stays fresh.
+        return min([*times, now + 1.0])
 
     # --- acting on processes -------------------------------------------------------------------
 
@@ -649,6 +675,10 @@ class Supervisor:
             if result.ok:
                 if child.kind is Kind.SERVER:
                     child.role_status = "RoleReady"
+                    if child.current_role not in ("prefill", "decode"):  # learn its role once it has one
+                        status = await prober.check(child.spec.live, parse=True)
+                        if status.ok and isinstance(status.body, dict):
+                            child.current_role = status.body.get("service", {}).get("currentRole")
                 self.post(Live(child.name, result))
 
         async def liveness(child: Child) -> None:

@@ -83,3 +83,15 @@ def test_every_setting_has_a_description_and_an_env_name() -> None:
     for name, field in Settings.model_fields.items():
         assert field.description, name
         assert env_name(name).isupper()
+
+
+def test_the_control_token_comes_from_the_variable_or_a_file(tmp_path: Path) -> None:
+    assert load_settings().token() is None
+    assert Settings(api_token="abc").token() == "abc"  # type: ignore[arg-type]
+    assert "abc" not in repr(Settings(api_token="abc"))  # type: ignore[arg-type]
+    secret = tmp_path / "token"
+    secret.write_text("from-file\n")
+    assert Settings(api_token_file=secret).token() == "from-file"
+    with pytest.raises(InputError) as error:
+        Settings(api_token_file=tmp_path / "missing").token()
+    assert env_name("api_token_file") in str(error.value)

@@ -68,3 +68,27 @@ def test_rotation(tmp_path: Path) -> None:
     assert names == ["server-1.log", "server-1.log.1", "server-1.log.2"]
     assert "line 029" in (tmp_path / "server-1.log").read_text()
     assert all((tmp_path / n).stat().st_size <= 100 for n in names)
+
+
+def test_tail_since_follows_by_line_number() -> None:
+    sink = LogSink("text", out=io.BytesIO())
+    for i in range(5):
+        sink.line("server-1", "stdout", str(i))
+    lines, following = sink.tail_since("server-1", 2)
+    assert (lines, following) == (["3", "4"], 5)
+    assert sink.tail_since("server-1", 10, following) == ([], 5)
+    sink.line("server-1", "stdout", "5")
+    assert sink.tail_since("server-1", 10, following) == (["5"], 6)
+    assert sink.tail_since("server-1", 2, 0) == (["0", "1"], 2)  # a page at a time
+    assert sink.tail_since("nobody", 10, 3) == ([], 0)
+    sink.close()
+
+
+def test_tail_since_skips_what_was_forgotten() -> None:
+    sink = LogSink("text", out=io.BytesIO())
+    for i in range(1200):
+        sink.line("server-1", "stdout", str(i))
+    lines, following = sink.tail_since("server-1", 1000, 10)
+    assert lines[0] == "200"  # lines 10..199 are no longer kept
+    assert following == 1200
+    sink.close()

@@ -1,0 +1,285 @@
+"""GET /metrics: supervisor_pd's own metrics (prometheus_client) and every child's, relabelled.
+
+Children are scraped in parallel, each with a timeout, and the result is reused for a short
+while. Every child sample gets the same label set, `component`, `server` and `role` (a child's
+own label of one of those names becomes `exported_<name>`), and each target has an `up` gauge.
+A child that does not answer is `up 0`; the scrape itself never fails because of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from supervisor_pd.runtime.spec import Kind
+from supervisor_pd.runtime.states import Phase, ProcState
+
+if TYPE_CHECKING:
+    from supervisor_pd.runtime.child import Child
+    from supervisor_pd.runtime.probes import Result
+    from supervisor_pd.runtime.supervisor import Supervisor
+
+TARGET_LABELS = ("component", "server", "role")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+TOKEN_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5)
+_SUFFIXES = ("_bucket", "_sum", "_count", "_total", "_created", "_info")
+
+
+class ProxyMetrics:
+    """Measured at the proxy: what an autoscaler or an inference gateway needs."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "supervisor_pd_requests",
+            "Inference requests through the proxy, by path and status code.",
+            ["path", "code"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "supervisor_pd_requests_in_flight", "Inference requests being proxied now.", registry=registry
+        )
+        self.streams = Gauge(
+            "supervisor_pd_streams_in_flight", "Streaming replies being relayed now.", registry=registry
+        )
+        self.ttft = Histogram(
+            "supervisor_pd_time_to_first_token_seconds",
+            "From a request's arrival to the first bytes of its reply, measured at the proxy.",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.tpot = Histogram(
+            "supervisor_pd_time_per_output_token_seconds",
+            "Time between consecutive chunks of a streaming reply (one chunk per token event).",
+            ["path"],
+            buckets=TOKEN_BUCKETS,
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "supervisor_pd_request_duration_seconds",
+            "From a request's arrival to the end of its reply.",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+
+class SupervisorCollector(Collector):
+    """Process states, restarts and the service phase, read from the supervisor at scrape time."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+
+    def collect(self) -> Iterable[Metric]:
+        supervisor = self.supervisor
+        state = GaugeMetricFamily(
+            "supervisor_pd_process_state",
+            "1 for the state each process is in.",
+            labels=["process", "component", "state"],
+        )
+        up = GaugeMetricFamily(
+            "supervisor_pd_process_up", "1 if the process answers its health checks.", labels=["process", "component"]
+        )
+        restarts = CounterMetricFamily(
+            "supervisor_pd_process_restarts",
+            "Restarts of each process since the supervisor started.",
+            labels=["process", "component"],
+        )
+        for child in supervisor.children.values():
+            labels = [child.name, child.kind.value]
+            for value in ProcState:
+                state.add_metric([*labels, value.value], 1.0 if child.state is value else 0.0)
+            up.add_metric(labels, 1.0 if child.state in (ProcState.READY, ProcState.UNHEALTHY) else 0.0)
+            restarts.add_metric(labels, float(child.restarts))
+        phase = GaugeMetricFamily("supervisor_pd_service_phase", "1 for the phase the service is in.", labels=["phase"])
+        for value in Phase:
+            phase.add_metric([value.value], 1.0 if supervisor.phase is value else 0.0)
+        ready = GaugeMetricFamily("supervisor_pd_service_ready", "1 when the whole service is ready.")
+        ready.add_metric([], 1.0 if supervisor.phase is Phase.READY else 0.0)
+        draining = GaugeMetricFamily("supervisor_pd_draining", "1 while the service drains to stop.")
+        draining.add_metric([], 1.0 if supervisor.phase is Phase.DRAINING else 0.0)
+        yield from (state, up, restarts, phase, ready, draining)
+
+
+@dataclass
+class Family:
+    help: str = ""
+    kind: str = ""
+    samples: list[str] = field(default_factory=list)
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    return ",".join(f'{name}="{value}"' for name, value in labels.items())
+
+
+def relabel(text: str, labels: dict[str, str], families: dict[str, Family]) -> None:
+    """Add `labels` to every sample of `text`, grouping samples by family into `families`."""
+    ours = _label_text(labels)
+    collide = re.compile(r"(^|,)\s*(" + "|".join(labels) + r')="')
+    current = ""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
+                family = families.setdefault(parts[2], Family())
+                if parts[1] == "HELP":
+                    family.help = family.help or (parts[3] if len(parts) > 3 else "")
+                else:
+                    family.kind = family.kind or (parts[3] if len(parts) > 3 else "untyped")
+                    current = parts[2]
+            continue
+        brace = line.find("{")
+        space = line.find(" ")
+        if brace != -1 and (space == -1 or brace < space):
+            name = line[:brace]
+            close = line.rfind("}")
+            existing = collide.sub(r'\1exported_\2="', line[brace + 1 : close]).strip(",")
+            sample = f"{name}{{{ours}{',' if existing else ''}{existing}}}{line[close + 1 :]}"
+        else:
+            name = line[:space] if space != -1 else line
+            sample = f"{name}{{{ours}}}{line[len(name) :]}"
+        owner = (
+            current
+            if current and (name == current or (name.startswith(current) and name[len(current) :] in _SUFFIXES))
+            else name
+        )
+        families.setdefault(owner, Family()).samples.append(sample)
+
+
+@dataclass(frozen=True)
+class Target:
+    labels: dict[str, str]
+    url: str
+
+
+def targets(supervisor: Supervisor) -> list[Target]:
+    found = []
+    for child in supervisor.children.values():
+        server = child.spec.server
+        if child.kind is Kind.SERVER and server is not None:
+            role = child.current_role or server.role.value
+            found.append(
+                Target(
+                    {"component": "server", "server": child.name, "role": role},
+                    f"http://{server.ip}:{server.ports.metrics}/metrics",
+                )
+            )
+    coordinator = supervisor.plan.coordinator
+    found.append(
+        Target(
+            {"component": "coordinator", "server": "", "role": ""},
+            f"http://{coordinator.manage_ip}:{coordinator.external_port}/metrics",
+        )
+    )
+    return found
+
+
+class MetricsEndpoint:
+    def __init__(self, supervisor: Supervisor, timeout: float, cache_seconds: float) -> None:
+        self.supervisor = supervisor
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.cache_seconds = cache_seconds
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(SupervisorCollector(supervisor))
+        self.proxy = ProxyMetrics(self.registry)
+        self.health_seconds = Histogram(
+            "supervisor_pd_health_check_seconds",
+            "Latency of health checks of each process.",
+            ["process", "component"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.service_running = Gauge(
+            "supervisor_pd_service_requests_running",
+            "Requests running on the Servers (sum of num_requests_running).",
+            registry=self.registry,
+        )
+        self.service_waiting = Gauge(
+            "supervisor_pd_service_requests_waiting",
+            "Requests queued on the Servers (sum of num_requests_waiting).",
+            registry=self.registry,
+        )
+        supervisor.on_health.append(self.observe_health)
+        self._session: aiohttp.ClientSession | None = None
+        self._cache: tuple[float, str] | None = None
+        self._lock = asyncio.Lock()
+
+    def observe_health(self, child: Child, result: Result) -> None:
+        self.health_seconds.labels(child.name, child.kind.value).observe(result.seconds)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def render(self) -> bytes:
+        children = await self._children()
+        return generate_latest(self.registry) + children.encode()
+
+    async def _children(self) -> str:
+        async with self._lock:
+            now = time.monotonic()
+            if self._cache is not None and now - self._cache[0] < self.cache_seconds:
+                return self._cache[1]
+            if self._session is None:
+                self._session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30), timeout=self.timeout
+                )
+            found = targets(self.supervisor)
+            texts = await asyncio.gather(*(self._scrape(target) for target in found))
+            families: dict[str, Family] = {}
+            up = Family(help="1 if the child's own /metrics answered this scrape.", kind="gauge")
+            running = waiting = 0.0
+            for target, text in zip(found, texts, strict=True):
+                up.samples.append(f"up{{{_label_text(target.labels)}}} {1 if text is not None else 0}")
+                if text is None:
+                    continue
+                relabel(text, target.labels, families)
+                if target.labels["component"] == "server":
+                    running += _value(text, "num_requests_running")
+                    waiting += _value(text, "num_requests_waiting")
+            self.service_running.set(running)
+            self.service_waiting.set(waiting)
+            families["up"] = up
+            rendered = "".join(_render(name, family) for name, family in families.items())
+            self._cache = (now, rendered)
+            return rendered
+
+    async def _scrape(self, target: Target) -> str | None:
+        assert self._session is not None
+        try:
+            async with self._session.get(target.url) as response:
+                if response.status != 200:
+                    return None
+                return await response.text()
+        except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError):
+            return None
+
+
+def _value(text: str, name: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name) : len(name) + 1] in ("{", " ")):
+            try:
+                total += float(line.rsplit(" ", 1)[1])
+            except (ValueError, IndexError):
+                continue
+    return total
+
+
+def _render(name: str, family: Family) -> str:
+    lines = [f"# HELP {name} {family.help}"] if family.help else []
+    if family.kind:
+        lines.append(f"# TYPE {name} {family.kind}")
+    lines.extend(family.samples)
+    return "\n".join(lines) + "\n" if lines else ""

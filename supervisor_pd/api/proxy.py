@@ -1,0 +1,248 @@
+"""The inference API: every inference path of the Coordinator's predict port, proxied.
+
+One shared upstream session with no connection cap; replies are relayed byte for byte as they
+arrive (SSE included, never buffered, `X-Accel-Buffering: no` for any nginx in front). A client
+that goes away cancels its upstream request (the handler is cancelled). Each request carries an
+`X-Request-Id`, taken from the client or made here, to the Coordinator and back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from supervisor_pd.api.metrics import ProxyMetrics
+from supervisor_pd.plan.model import Plan
+from supervisor_pd.settings import Settings
+
+PREDICT_PATHS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/infer",
+    "/infer_token",
+    "/",
+    "/generate",
+    "/generate_stream",
+    "/v1/tokenizer",
+)
+TRITON_SUFFIXES = ("infer", "generate", "generate_stream")
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions")
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+    }
+)
+RETRY_AFTER = "5"
+
+
+def openai_error(status: int, message: str, param: str | None = None, code: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def mindie_error(status: int, message: str, kind: str = "Input Validation Error") -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps({"error": message, "error_type": kind}), content_type="application/json"
+    )
+
+
+def unsupported(path: str, body: Any) -> str | None:
+    """The first parameter PD disaggregation cannot serve, or None (MindIE's API docs: n, best_of,
+    use_beam_search and logprobs do not work together with PD disaggregation; stop is not
+    supported in PD mode)."""
+    if not isinstance(body, dict):
+        return None
+    places = [body]
+    if isinstance(body.get("parameters"), dict):
+        places.append(body["parameters"])
+    for where in places:
+        n, best_of = where.get("n"), where.get("best_of")
+        if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+            return "n"
+        if isinstance(best_of, int) and not isinstance(best_of, bool) and best_of > 1:
+            return "best_of"
+        if where.get("use_beam_search") is True:
+            return "use_beam_search"
+        logprobs = where.get("logprobs")
+        if logprobs is True or (isinstance(logprobs, int) and not isinstance(logprobs, bool)):
+            return "logprobs"
+        if where.get("top_logprobs") not in (None, 0):
+            return "top_logprobs"
+        if where.get("stop") not in (None, "", []):
+            return "stop"
+        if where.get("include_stop_str_in_output") is True:
+            return "include_stop_str_in_output"
+    return None
+
+
+class Proxy:
+    def __init__(self, plan: Plan, settings: Settings, metrics: ProxyMetrics) -> None:
+        coordinator = plan.coordinator
+        self.base = f"http://{coordinator.predict_ip}:{coordinator.predict_port}"
+        self.plan = plan
+        self.settings = settings
+        self.metrics = metrics
+        self.draining = False
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.created = int(time.time())
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.settings.proxy_connect_timeout, sock_read=self.settings.proxy_read_timeout
+        )
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False, read_bufsize=1 << 20
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def add_routes(self, app: web.Application) -> None:
+        for path in PREDICT_PATHS:
+            app.router.add_post(path, self.forward)
+        for suffix in TRITON_SUFFIXES:
+            app.router.add_post("/v2/models/{model}/" + suffix, self.forward)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/v1/models/{model:.+}", self.model)
+
+    # --- /v1/models: the Coordinator has none, and OpenAI clients ask first -------------------
+
+    def _card(self) -> dict[str, Any]:
+        name = self.plan.model_name
+        return {
+            "id": name,
+            "object": "model",
+            "created": self.created,
+            "owned_by": "MindIE Server",
+            "root": name,
+            "parent": None,
+            "max_model_len": self.plan.max_seq_len,
+        }
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=orjson.dumps({"object": "list", "data": [self._card()]}), content_type="application/json"
+        )
+
+    async def model(self, request: web.Request) -> web.Response:
+        if request.match_info["model"] != self.plan.model_name:
+            return openai_error(404, "The model does not exist.", "model", "model_not_found")
+        return web.Response(body=orjson.dumps(self._card()), content_type="application/json")
+
+    # --- the inference paths ---------------------------------------------------------------
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        openai = request.path in OPENAI_PATHS
+        if self.draining:
+            response = (openai_error if openai else mindie_error)(503, "The service is shutting down; retry later.")
+            response.headers["Retry-After"] = RETRY_AFTER
+            return response
+        body = await request.read()
+        if self.settings.check_pd_params and request.path != "/v1/tokenizer":
+            try:
+                parsed = orjson.loads(body) if body else None
+            except orjson.JSONDecodeError:
+                return (openai_error if openai else mindie_error)(400, "The request body is not valid JSON.")
+            param = unsupported(request.path, parsed)
+            if param is not None:
+                message = f"`{param}` is not supported with prefill/decode disaggregation."
+                return (
+                    openai_error(400, message, param, "unsupported_parameter") if openai else mindie_error(400, message)
+                )
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers["X-Request-Id"] = request_id
+        path = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+        return await self._relay(request, body, headers, request_id, path)
+
+    async def _relay(
+        self, request: web.Request, body: bytes, headers: dict[str, str], request_id: str, path: str
+    ) -> web.StreamResponse:
+        assert self._session is not None
+        metrics = self.metrics
+        began = time.perf_counter()
+        status = 502
+        self.in_flight += 1
+        self.idle.clear()
+        metrics.in_flight.inc()
+        response: web.StreamResponse | None = None
+        try:
+            async with self._session.post(self.base + request.path_qs, data=body, headers=headers) as upstream:
+                status = upstream.status
+                out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+                out["X-Request-Id"] = request_id
+                content_type = upstream.headers.get("Content-Type", "")
+                if upstream.content_length is not None and "event-stream" not in content_type:
+                    data = await upstream.read()
+                    metrics.ttft.labels(path).observe(time.perf_counter() - began)
+                    return web.Response(status=status, body=data, headers=out)
+                out["X-Accel-Buffering"] = "no"
+                out.setdefault("Cache-Control", "no-cache")
+                response = web.StreamResponse(status=status, headers=out)
+                await response.prepare(request)
+                metrics.streams.inc()
+                try:
+                    await self._stream(upstream, response, path, began)
+                finally:
+                    metrics.streams.dec()
+                return response
+        except aiohttp.ClientConnectorError:
+            status = 502
+            return mindie_error(502, f"The Coordinator at {self.base} is not reachable.", "Bad Gateway")
+        except TimeoutError:
+            status = 504
+            if response is not None:
+                return response
+            return mindie_error(504, "The Coordinator did not answer in time.", "Gateway Timeout")
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+            if response is not None:
+                return response  # the stream was cut upstream; the client sees it end
+            status = 502
+            return mindie_error(502, "The Coordinator closed the connection.", "Bad Gateway")
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self.idle.set()
+            metrics.in_flight.dec()
+            metrics.requests.labels(path, str(status)).inc()
+            metrics.duration.labels(path).observe(time.perf_counter() - began)
+
+    async def _stream(
+        self, upstream: aiohttp.ClientResponse, response: web.StreamResponse, path: str, began: float
+    ) -> None:
+        tpot = self.metrics.tpot.labels(path)
+        last = None
+        async for chunk in upstream.content.iter_any():
+            now = time.perf_counter()
+            if last is None:
+                self.metrics.ttft.labels(path).observe(now - began)
+            else:
+                tpot.observe(now - last)
+            last = now
+            await response.write(chunk)
+        await response.write_eof()
+
+    async def drain(self, deadline: float) -> None:
+        """Refuse new requests (503 + Retry-After) and wait for those in flight."""
+        self.draining = True
+        await self.idle.wait()

@@ -1,0 +1,243 @@
+"""The HTTP port and the local control socket: one aiohttp application, two sites.
+
+| path | what |
+|---|---|
+| GET /livez, /readyz, /startupz (`?verbose`, `/readyz/<check>`) | probes, from memory |
+| GET /v1/status, /v1/processes, /v1/processes/{name}, /v1/processes/{name}/logs | status |
+| GET /metrics | Prometheus text: ours and every child's |
+| POST the Coordinator's inference paths, GET /v1/models | the inference API |
+| POST /v1/processes/{name}/restart, POST /v1/drain | control: a bearer token on TCP, none on the socket |
+"""
+
+from __future__ import annotations
+
+import hmac
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from supervisor_pd import unixsock
+from supervisor_pd.api import health
+from supervisor_pd.api.metrics import MetricsEndpoint
+from supervisor_pd.api.proxy import Proxy
+from supervisor_pd.api.status import process, status
+from supervisor_pd.errors import InputError
+from supervisor_pd.runtime.logs import SUPERVISOR
+from supervisor_pd.runtime.states import Phase
+from supervisor_pd.runtime.supervisor import Command, Stop
+from supervisor_pd.settings import Settings, env_name
+
+if TYPE_CHECKING:
+    from supervisor_pd.runtime.supervisor import Supervisor
+
+PROBES = {"livez": health.liveness, "readyz": health.readiness, "startupz": health.startup}
+MAX_TAIL = 1000
+
+
+def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status_code, body=orjson.dumps(data), content_type="application/json", headers=headers)
+
+
+def _shown(text: str) -> str:
+    """User input echoed in an error: printable and short."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return clean if len(clean) <= 64 else clean[:61] + "..."
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error is a JSON body; nothing a client sends becomes a 500 or a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_response(
+            {"error": exc.reason},
+            exc.status,
+            headers={k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")},
+        )
+
+
+class ApiServer:
+    def __init__(self, supervisor: Supervisor, settings: Settings) -> None:
+        self.supervisor = supervisor
+        self.settings = settings
+        self.plan = supervisor.plan
+        self.token = settings.token()
+        self.metrics = MetricsEndpoint(supervisor, settings.metrics_timeout, settings.metrics_cache_seconds)
+        self.proxy = Proxy(self.plan, settings, self.metrics.proxy)
+        self._runner: web.AppRunner | None = None
+        self.socket_path: Path = settings.socket_path
+        supervisor.drain_hooks.append(self.proxy.drain)
+        supervisor.on_phase.append(self._on_phase)
+
+    def _on_phase(self, phase: Phase) -> None:
+        if phase in (Phase.DRAINING, Phase.FAILED, Phase.STOPPED):
+            self.proxy.draining = True
+
+    def app(self) -> web.Application:
+        limit = self.settings.proxy_max_body_bytes or self.plan.coordinator.body_limit
+        app = web.Application(middlewares=[errors], client_max_size=limit)
+        for name in PROBES:
+            app.router.add_get(f"/{name}", self.probe)
+            app.router.add_get(f"/{name}/{{check}}", self.probe)
+        app.router.add_get("/v1/status", self.status)
+        app.router.add_get("/v1/processes", self.processes)
+        app.router.add_get("/v1/processes/{name}", self.one_process)
+        app.router.add_get("/v1/processes/{name}/logs", self.logs)
+        app.router.add_post("/v1/processes/{name}/restart", self.restart)
+        app.router.add_post("/v1/drain", self.drain)
+        app.router.add_get("/metrics", self.render_metrics)
+        self.proxy.add_routes(app)
+        return app
+
+    async def start(self) -> None:
+        await self.proxy.start()
+        runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
+        await runner.setup()
+        self._runner = runner
+        host, port = self.plan.supervisor.api_host, self.plan.supervisor.api_port
+        try:
+            await web.TCPSite(runner, host, port, backlog=1024, reuse_address=True).start()
+        except OSError as exc:
+            await self.stop()
+            raise InputError(env_name("api_port"), f"port {port} on {host} cannot be used: {exc.strerror}") from None
+        try:
+            self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+            self.socket_path.unlink(missing_ok=True)
+            sock = unixsock.listen(self.socket_path)
+        except OSError as exc:
+            await self.stop()
+            raise InputError(env_name("api_socket"), f"{self.socket_path} cannot be created: {exc.strerror}") from None
+        await web.SockSite(runner, sock).start()
+        self.supervisor.log(f"HTTP port {host}:{port}; control socket {self.socket_path}")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.proxy.close()
+        await self.metrics.close()
+        self.socket_path.unlink(missing_ok=True)
+
+    # --- probes -------------------------------------------------------------------------
+
+    async def probe(self, request: web.Request) -> web.Response:
+        kind = request.path.strip("/").split("/")[0]
+        checks = PROBES[kind](self.supervisor)
+        wanted = request.match_info.get("check")
+        if wanted is not None:
+            checks = [c for c in checks if c.name == wanted]
+            if not checks:
+                return json_response({"error": f"no check named {_shown(wanted)!r} in /{kind}"}, 404)
+        ok = all(check.ok for check in checks)
+        if "verbose" in request.query:
+            lines = [f"[{'+' if c.ok else '-'}]{c.name} {'ok' if c.ok else 'failed'}: {c.detail}" for c in checks]
+            lines.append(f"{kind} check {'passed' if ok else 'failed'}")
+            return web.Response(status=200 if ok else 503, text="\n".join(lines) + "\n")
+        return web.Response(status=200 if ok else 503, text="ok\n" if ok else f"{kind} check failed\n")
+
+    # --- status -------------------------------------------------------------------------
+
+    def _child(self, request: web.Request) -> Any:
+        name = request.match_info["name"]
+        child = self.supervisor.children.get(name)
+        if child is None:
+            known = ", ".join(self.supervisor.children)
+            raise _NotFound(f"no process named {_shown(name)!r}; known: {known}")
+        return child
+
+    async def status(self, request: web.Request) -> web.Response:
+        return json_response(status(self.supervisor))
+
+    async def processes(self, request: web.Request) -> web.Response:
+        return json_response([process(self.supervisor, c) for c in self.supervisor.children.values()])
+
+    async def one_process(self, request: web.Request) -> web.Response:
+        try:
+            child = self._child(request)
+        except _NotFound as exc:
+            return json_response({"error": str(exc)}, 404)
+        return json_response(process(self.supervisor, child))
+
+    async def logs(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name != SUPERVISOR and name not in self.supervisor.children:
+            known = ", ".join([*self.supervisor.children, SUPERVISOR])
+            return json_response({"error": f"no process named {_shown(name)!r}; known: {known}"}, 404)
+        try:
+            tail = int(request.query.get("tail", "100"))
+            after = int(request.query["after"]) if "after" in request.query else None
+        except ValueError:
+            return json_response({"error": "tail and after must be whole numbers"}, 400)
+        if not 1 <= tail <= MAX_TAIL:
+            return json_response({"error": f"tail must be between 1 and {MAX_TAIL}"}, 400)
+        if after is not None and after < 0:
+            return json_response({"error": "after must be 0 or more"}, 400)
+        lines, next_seq = self.supervisor.sink.tail_since(name, tail, after)
+        return json_response({"name": name, "lines": lines, "next": next_seq})
+
+    async def render_metrics(self, request: web.Request) -> web.Response:
+        body = await self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    # --- control ------------------------------------------------------------------------
+
+    @staticmethod
+    def _on_socket(request: web.Request) -> bool:
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        return sock is not None and sock.family == socket.AF_UNIX
+
+    def _denied(self, request: web.Request) -> web.Response | None:
+        if self._on_socket(request):
+            return None  # the socket is 0600: reaching it is the authentication
+        peer = request.remote or "?"
+        if self.token is None:
+            self.supervisor.log(
+                f"control request {request.method} {_shown(request.path)} from {peer} refused: no token is set"
+            )
+            return json_response(
+                {"error": f"control on the TCP port is off: set {env_name('api_token')} or use the local socket"}, 403
+            )
+        header = request.headers.get("Authorization", "")
+        given = header[7:] if header.startswith("Bearer ") else ""
+        if not hmac.compare_digest(given.encode(errors="replace"), self.token.encode()):
+            self.supervisor.log(
+                f"control request {request.method} {_shown(request.path)} from {peer} refused: no valid token"
+            )
+            return json_response(
+                {"error": "a valid bearer token is required"}, 401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        return None
+
+    async def restart(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        try:
+            child = self._child(request)
+        except _NotFound as exc:
+            return json_response({"error": str(exc)}, 404)
+        if not child.state.running:
+            return json_response({"error": f"{child.name} is {child.state.value}, not running"}, 409)
+        self.supervisor.log(f"restart of {child.name} requested through the API")
+        self.supervisor.post(Command("restart", child.name))
+        return json_response({"result": "restarting", "name": child.name}, 202)
+
+    async def drain(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        if self.supervisor.phase in (Phase.DRAINING, Phase.FAILED, Phase.STOPPED):
+            return json_response({"result": "already stopping", "phase": self.supervisor.phase.value}, 202)
+        via = "the control socket" if self._on_socket(request) else "the HTTP port"
+        self.supervisor.post(Stop(None, f"through {via}"))
+        return json_response({"result": "draining", "grace_seconds": self.settings.grace_seconds}, 202)
+
+
+class _NotFound(Exception):
+    pass
