@@ -422,6 +422,8 @@ class Supervisor:
             self.controller_restart_pending = False  # it is restarting anyway
 
     def _check_deadlines(self) -> None:
+        if self.phase in (Phase.DRAINING, Phase.FAILED, Phase.STOPPED):
+            return  # stopping: the drain keeps its own deadline
         now = time.monotonic()
         for child in self.children.values():
             if child.state is ProcState.STARTING and child.start_deadline is not None and now > child.start_deadline:
@@ -436,7 +438,9 @@ class Supervisor:
         """When the loop must wake up even if no event comes. A restart that is already due but
         waits on its dependencies is woken by their events, not by the clock."""
         now = time.monotonic()
-        times = [self.started + self.settings.ready_seconds] if not self.ever_ready else []
+        if self.phase in (Phase.DRAINING, Phase.FAILED, Phase.STOPPED):
+            return now + 1.0
+        times = [self.started + self.settings.ready_seconds] if self.phase is Phase.STARTING else []
         for child in self.children.values():
             if child.state is ProcState.STARTING and child.start_deadline is not None:
                 times.append(child.start_deadline)
