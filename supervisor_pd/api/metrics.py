@@ -9,6 +9,7 @@ A child that does not answer is `up 0`; the scrape itself never fails because of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Iterable
@@ -121,15 +122,24 @@ def _label_text(labels: dict[str, str]) -> str:
     return ",".join(f'{name}="{value}"' for name, value in labels.items())
 
 
-def relabel(text: str, labels: dict[str, str], families: dict[str, Family]) -> None:
-    """Add `labels` to every sample of `text`, grouping samples by family into `families`."""
+def relabel(
+    text: str, labels: dict[str, str], families: dict[str, Family], totals: dict[str, float] | None = None
+) -> None:
+    """Add `labels` to every sample of `text`, grouping samples by family into `families`; the
+    values of the metrics named in `totals` are added to it. One pass, plain string operations:
+    this runs in the event loop for every child on every scrape."""
     ours = _label_text(labels)
+    bare = "{" + ours + "}"
+    more = "{" + ours + ","
+    clashes = tuple(f'{name}="' for name in labels)
     collide = re.compile(r"(^|,)\s*(" + "|".join(labels) + r')="')
     current = ""
-    for line in text.splitlines():
-        if not line.strip():
+    owner = ""
+    samples: list[str] = []
+    for line in text.split("\n"):
+        if not line or line.isspace():
             continue
-        if line.startswith("#"):
+        if line[0] == "#":
             parts = line.split(None, 3)
             if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
                 family = families.setdefault(parts[2], Family())
@@ -143,18 +153,32 @@ def relabel(text: str, labels: dict[str, str], families: dict[str, Family]) -> N
         space = line.find(" ")
         if brace != -1 and (space == -1 or brace < space):
             name = line[:brace]
-            close = line.rfind("}")
-            existing = collide.sub(r'\1exported_\2="', line[brace + 1 : close]).strip(",")
-            sample = f"{name}{{{ours}{',' if existing else ''}{existing}}}{line[close + 1 :]}"
+            rest = line[brace + 1 :]
+            if rest.startswith("}"):
+                sample = name + bare + rest[1:]
+            else:
+                if any(clash in rest for clash in clashes):
+                    close = rest.rfind("}")
+                    rest = collide.sub(r'\1exported_\2="', rest[:close]) + rest[close:]
+                sample = name + more + rest
         else:
             name = line[:space] if space != -1 else line
-            sample = f"{name}{{{ours}}}{line[len(name) :]}"
-        owner = (
-            current
-            if current and (name == current or (name.startswith(current) and name[len(current) :] in _SUFFIXES))
-            else name
-        )
-        families.setdefault(owner, Family()).samples.append(sample)
+            sample = name + bare + line[len(name) :]
+        if name != owner:
+            owner = name
+            family_name = (
+                current
+                if current and (name == current or (name.startswith(current) and name[len(current) :] in _SUFFIXES))
+                else name
+            )
+            samples = families.setdefault(family_name, Family()).samples
+            if totals is not None and name in totals:
+                with contextlib.suppress(ValueError, IndexError):
+                    totals[name] += float(line.rsplit(" ", 1)[1])
+        elif totals is not None and name in totals:
+            with contextlib.suppress(ValueError, IndexError):
+                totals[name] += float(line.rsplit(" ", 1)[1])
+        samples.append(sample)
 
 
 @dataclass(frozen=True)
@@ -239,17 +263,14 @@ class MetricsEndpoint:
             texts = await asyncio.gather(*(self._scrape(target) for target in found))
             families: dict[str, Family] = {}
             up = Family(help="1 if the child's own /metrics answered this scrape.", kind="gauge")
-            running = waiting = 0.0
+            totals = {"num_requests_running": 0.0, "num_requests_waiting": 0.0}
             for target, text in zip(found, texts, strict=True):
                 up.samples.append(f"up{{{_label_text(target.labels)}}} {1 if text is not None else 0}")
                 if text is None:
                     continue
-                relabel(text, target.labels, families)
-                if target.labels["component"] == "server":
-                    running += _value(text, "num_requests_running")
-                    waiting += _value(text, "num_requests_waiting")
-            self.service_running.set(running)
-            self.service_waiting.set(waiting)
+                relabel(text, target.labels, families, totals if target.labels["component"] == "server" else None)
+            self.service_running.set(totals["num_requests_running"])
+            self.service_waiting.set(totals["num_requests_waiting"])
             families["up"] = up
             rendered = "".join(_render(name, family) for name, family in families.items())
             self._cache = (now, rendered)
@@ -264,17 +285,6 @@ class MetricsEndpoint:
                 return await response.text()
         except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError):
             return None
-
-
-def _value(text: str, name: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and (line[len(name) : len(name) + 1] in ("{", " ")):
-            try:
-                total += float(line.rsplit(" ", 1)[1])
-            except (ValueError, IndexError):
-                continue
-    return total
 
 
 def _render(name: str, family: Family) -> str:

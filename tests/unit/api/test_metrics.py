@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor_pd.api.metrics import Family, _render, _value, relabel
+from supervisor_pd.api.metrics import Family, _render, relabel
 
 SERVER_TEXT = """\
 # HELP num_requests_running Number of requests currently running.
@@ -69,7 +69,11 @@ def test_blank_lines_comments_and_odd_text_do_not_break_the_scrape() -> None:
     assert found["some_metric"][0].timestamp is not None
 
 
-def test_value_sums_every_series_of_a_metric() -> None:
-    text = 'num_requests_waiting{a="1"} 2\nnum_requests_waiting{a="2"} 3\nnum_requests_waiting_other 100\n'
-    assert _value(text, "num_requests_waiting") == 5
-    assert _value("garbage line\n", "num_requests_waiting") == 0
+def test_totals_sum_every_series_of_a_metric() -> None:
+    text = (
+        'num_requests_waiting{a="1"} 2\nnum_requests_waiting{a="2"} 3\nnum_requests_waiting_other 100\n'
+        "num_requests_running 4\nnum_requests_waiting garbage\n"
+    )
+    totals = {"num_requests_waiting": 0.0, "num_requests_running": 0.0}
+    relabel(text, {"component": "server", "server": "s", "role": "r"}, {}, totals)
+    assert totals == {"num_requests_waiting": 5.0, "num_requests_running": 4.0}
