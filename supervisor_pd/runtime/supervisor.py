@@ -225,6 +225,8 @@ class Supervisor:
     def on_live(self, child: Child, result: Result) -> None:
         if child.state not in (ProcState.READY, ProcState.UNHEALTHY):
             return
+        if self.phase in (Phase.DRAINING, Phase.FAILED, Phase.STOPPED) and not result.ok:
+            return  # a Server told to stop answers 503 on purpose: not a failure
         child.health, child.health_at, child.health_wall = result, time.monotonic(), time.time()
         for listener in self.on_health:
             listener(child, result)
