@@ -441,11 +441,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per load run")
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx rows")
+    parser.add_argument("--print-only", choices=["metrics", "probes"], help="run one part, print it, write nothing")
     args = parser.parse_args()
     use_nginx = not args.no_nginx and shutil.which("nginx") is not None
     if not args.no_nginx and not use_nginx:
         print("nginx not found (Debian: apt-get install nginx-light): its rows are skipped", file=sys.stderr)
     tmp = Path(tempfile.mkdtemp(prefix="sp-api-bench-"))
+    if args.print_only == "metrics":
+        print("\n".join(metrics_with_16_servers(tmp, split=True)))
+        return
+    if args.print_only == "probes":
+        print("\n".join(probes_under_streams(tmp, args.seconds, split=True)))
+        return
     try:
         sections = [
             against_the_coordinator(tmp / "stack", args.seconds, use_nginx),
