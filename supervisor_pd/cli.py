@@ -68,6 +68,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--api-port", type=int, help="supervisor_pd's HTTP port")
 
+    export = commands.add_parser(
+        "export",
+        help="plan and write the configs like `run`, then write the processes in another supervisor's format",
+        description="Do what `run` does up to the first start (discover, plan, write the MindIE files), "
+        "then write the same processes as another supervisor's configuration.",
+    )
+    formats = export.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    supervisord = formats.add_parser(
+        "supervisord",
+        help="a supervisord.conf (see docs/supervisord.md for what supervisord cannot do)",
+        description="Write a supervisord.conf that starts the Servers, Coordinator and Controller as `run` "
+        "would, minus readiness gating, drain, role-aware restarts, health checks and the HTTP port.",
+    )
+    supervisord.add_argument(
+        "--output",
+        dest="destination",
+        type=Path,
+        metavar="FILE",
+        help="the supervisord.conf to write (default: stdout)",
+    )
+    supervisord.add_argument("--conf-dir", type=Path, help="folder with the input MindIE configs")
+    # dest "output" is the generated-config folder, as `run --output` is.
+    supervisord.add_argument(
+        "--output-dir", dest="output", type=Path, metavar="DIR", help="folder to write the generated files to"
+    )
+    supervisord.add_argument(
+        "--simulate",
+        choices=[profile.value for profile in SimProfile],
+        help="export for a simulated host with the simulated MindIE processes",
+    )
+    supervisord.add_argument("--api-port", type=int, help="supervisor_pd's HTTP port, kept free by the plan")
+
     show = commands.add_parser("settings", help="show the effective settings, or their reference")
     show.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
     client.add_commands(commands)
@@ -125,6 +157,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(_settings(args))
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from supervisor_pd.export.command import export_supervisord, output_dir_flag
+
+    with output_dir_flag():
+        settings = _settings(args)
+    exported = export_supervisord(settings, args.destination)
+    for warning in exported.warnings:
+        sys.stderr.write(f"supervisor-pd: warning: {warning}\n")
+    if args.destination is None:
+        sys.stdout.write(exported.text)
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from supervisor_pd.settings import Settings, env_name, load_settings, settings_markdown
 
@@ -150,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return client.run(args)
     from supervisor_pd.errors import SupervisorPdError
 
-    handlers = {"plan": cmd_plan, "run": cmd_run, "settings": cmd_settings}
+    handlers = {"plan": cmd_plan, "run": cmd_run, "export": cmd_export, "settings": cmd_settings}
     try:
         return int(handlers[args.command](args))
     except SupervisorPdError as exc:

@@ -66,21 +66,21 @@ def materialize(plan: Plan, output: Path) -> Path:
     where = f"--output / {env_name('output_dir')}"
     staging: Path | None = None
     try:
-        _make_parents(target.parent)
+        make_parents(target.parent)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
         staging.chmod(DIR_MODE)
         for planned in plan.files:
-            _write_file(staging / planned.name, planned.content)
+            write_file(staging / planned.name, planned.content)
         summary = {"written_by": f"supervisor-pd {__version__}", "files": [f.name for f in plan.files]}
-        _write_file(staging / MARKER, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
-        _fsync_dir(staging)
+        write_file(staging / MARKER, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        fsync_dir(staging)
         if target.exists():
             _swap(staging, target)
             shutil.rmtree(staging)  # now holds the previous plan
         else:
             staging.rename(target)
         staging = None
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as exc:
         raise InputError(where, f"{show_path(target)} cannot be written: {exc.strerror or exc}") from None
     finally:
@@ -89,7 +89,7 @@ def materialize(plan: Plan, output: Path) -> Path:
     return target
 
 
-def _make_parents(folder: Path) -> None:
+def make_parents(folder: Path) -> None:
     missing = []
     probe = folder
     while not probe.exists():
@@ -100,7 +100,7 @@ def _make_parents(folder: Path) -> None:
         path.chmod(DIR_MODE)
 
 
-def _write_file(path: Path, content: bytes) -> None:
+def write_file(path: Path, content: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)  # whatever the umask
@@ -113,7 +113,7 @@ def _write_file(path: Path, content: bytes) -> None:
         os.close(fd)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -27,6 +27,11 @@ def _on(value: str) -> bool:
     return value.strip().lower() not in ("", "0", "false", "off", "no")
 
 
+def applies_cpus(settings: Settings) -> bool:
+    """CPU sets are applied on a real host only: a simulated one's name CPUs this machine may lack."""
+    return settings.cpu_binding != "off" and settings.simulate is None
+
+
 def check_commands(specs: list[ProcessSpec]) -> None:
     """Every command must be found before anything starts, not minutes later."""
     for spec in specs:
@@ -63,7 +68,7 @@ def run(settings: Settings) -> int:
     )
     for line in plan_text(plan, str(output), written=True).rstrip("\n").splitlines():
         sink.info(line)
-    apply_cpus = settings.cpu_binding != "off" and settings.simulate is None
+    apply_cpus = applies_cpus(settings)
     if settings.simulate is not None and settings.cpu_binding != "off":
         sink.info("simulated host: CPU sets are planned for its CPUs and not applied on this machine")
     elif apply_cpus and plan.control_cpus:

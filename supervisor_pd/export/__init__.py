@@ -1,0 +1,1 @@
+"""Writing the plan's processes in another supervisor's format (`supervisor-pd export`)."""

@@ -1,0 +1,143 @@
+"""`supervisor-pd export supervisord`: what `run` does up to the first start, then a supervisord.conf.
+
+A bad input is found before anything is written; then the conf is staged next to its target,
+the plan's files are written (atomically, as `plan` does), the working folders made, and the
+staged conf renamed over the target in one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor_pd.confdir import load_inputs, show_path
+from supervisor_pd.errors import InputError
+from supervisor_pd.export.supervisord import Dropped, Tools, render
+from supervisor_pd.materialize import DIR_MODE, check_output, fsync_dir, make_parents, materialize, write_file
+from supervisor_pd.plan.planner import make_plan
+from supervisor_pd.plan.ports import BindChecker
+from supervisor_pd.platform.discover import discover
+from supervisor_pd.platform.facts import Level
+from supervisor_pd.runtime.launch import applies_cpus, check_commands
+from supervisor_pd.runtime.spec import build_specs
+from supervisor_pd.settings import Settings, env_name
+
+DESTINATION = "--output"
+
+
+@dataclass(frozen=True)
+class Exported:
+    text: str
+    warnings: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def output_dir_flag() -> Iterator[None]:
+    """`run` and `plan` call the generated-config folder --output; here that flag is --output-dir."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.where != "--output" and not exc.where.startswith("--output /"):
+            raise
+        raise InputError("--output-dir" + exc.where.removeprefix("--output"), exc.problem) from None
+
+
+def export_supervisord(settings: Settings, destination: Path | None) -> Exported:
+    """Plan, write the MindIE files, and write (or, without a destination, return) the conf."""
+    inputs = load_inputs(settings)
+    with output_dir_flag():
+        output = check_output(settings.output.absolute(), inputs.conf_dir)
+    target = _check_destination(destination.absolute(), output) if destination is not None else None
+    facts = discover(settings)
+    plan = make_plan(facts, inputs, settings, BindChecker())
+    state = settings.state_dir.absolute()
+    environ = dict(os.environ)
+    specs = build_specs(plan, settings, environ, output, state)
+    check_commands(specs)
+    if not applies_cpus(settings):
+        specs = [dataclasses.replace(spec, cpus=None) for spec in specs]
+    tools = Tools(
+        env=_tool("env", "coreutils"),
+        taskset=_tool("taskset", "util-linux") if any(spec.cpus for spec in specs) else "taskset",
+    )
+    exported = render(specs, settings, state, environ, tools)
+    # Staged first, so that a destination that cannot be written fails before the plan's files do.
+    staged = _stage(target, exported.text.encode()) if target is not None else None
+    try:
+        with output_dir_flag():
+            materialize(plan, output)
+        for spec in specs:
+            try:
+                spec.cwd.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            except OSError as exc:
+                where = env_name("state_dir")
+                raise InputError(where, f"{show_path(spec.cwd)} cannot be made: {exc.strerror}") from None
+        if staged is not None and target is not None:
+            _commit(staged, target)
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+    warnings = [f"{notice.subject}: {notice.message}" for notice in plan.notices if notice.level is Level.WARNING]
+    warnings += _dropped_warnings(exported.dropped, len(specs))
+    return Exported(exported.text, tuple(warnings))
+
+
+def _dropped_warnings(dropped: tuple[Dropped, ...], programs: int) -> list[str]:
+    """One line per variable, not per program: most are left out of every program alike."""
+    by_name: dict[str, tuple[str, list[str]]] = {}
+    for item in dropped:
+        by_name.setdefault(item.name, (item.reason, []))[1].append(item.program)
+    lines = []
+    for name, (reason, names) in by_name.items():
+        where = "any program" if len(names) == programs else ", ".join(names)
+        lines.append(
+            f"{name} is not written for {where} ({reason}); it reaches them only from supervisord's own environment"
+        )
+    return lines
+
+
+def _tool(name: str, package: str) -> str:
+    """The absolute path: supervisord looks a command up on its own PATH, not the program's."""
+    found = shutil.which(name)
+    if found is None:
+        raise InputError(name, f"not found on PATH; the supervisord programs start through it (install {package})")
+    return str(Path(found).absolute())
+
+
+def _check_destination(target: Path, output: Path) -> Path:
+    if target.is_dir():
+        raise InputError(DESTINATION, f"{show_path(target)} is a folder; give the path of the file to write")
+    if target.parent.resolve().is_relative_to(output.resolve()):
+        raise InputError(
+            DESTINATION,
+            f"{show_path(target)} is inside the generated config folder {show_path(output)}, which every "
+            "plan replaces as a whole; choose another place",
+        )
+    return target
+
+
+def _stage(target: Path, content: bytes) -> Path:
+    """The new content in a temporary sibling of `target`, fsynced, mode 0640."""
+    staged = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        make_parents(target.parent)
+        write_file(staged, content)
+    except OSError as exc:
+        staged.unlink(missing_ok=True)
+        raise InputError(DESTINATION, f"{show_path(target)} cannot be written: {exc.strerror or exc}") from None
+    return staged
+
+
+def _commit(staged: Path, target: Path) -> None:
+    """Readers see the old file or the new one, never a part."""
+    try:
+        staged.replace(target)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        raise InputError(DESTINATION, f"{show_path(target)} cannot be written: {exc.strerror or exc}") from None
