@@ -33,6 +33,8 @@ RUN set -eu; \
     else \
         /opt/supervisor-pd/bin/pip install .; \
     fi; \
+    # pip and setuptools have done their job: 25 MB less in every image.
+    /opt/supervisor-pd/bin/python -m pip uninstall -q -y pip setuptools; \
     /opt/supervisor-pd/bin/supervisor-pd --version
 
 FROM ${BASE_IMAGE} AS production

@@ -112,11 +112,13 @@ class Built:
     size_bytes: int
 
 
-def build_image(tag: str, base: str = BASE_IMAGE, no_cache: bool = False) -> Built:
-    """`docker build` of the default (demo) target, offline from the wheelhouse."""
+def build_image(tag: str, base: str = BASE_IMAGE, no_cache: bool = False, target: str | None = None) -> Built:
+    """`docker build` of the default (demo) target or `target`, offline from the wheelhouse."""
     argv = ["build", "-q", "--build-arg", f"BASE_IMAGE={base}", "--build-arg", "WHEELHOUSE=build/wheelhouse"]
     if no_cache:
         argv.append("--no-cache")
+    if target is not None:
+        argv += ["--target", target]
     began = time.monotonic()
     docker(*argv, "-t", tag, str(REPO), timeout=900)
     seconds = time.monotonic() - began

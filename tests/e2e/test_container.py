@@ -87,3 +87,23 @@ def test_demo_image_serves_a_stream_and_stops_cleanly(image: str, name: str) -> 
     stops = [line.split(" (")[0].removeprefix("stopping ") for line in lines if line.startswith("stopping ")]
     assert stops == ["controller", "coordinator", "server-1, server-2, server-3, server-4"], lines[-40:]
     assert lines[-1].startswith("service: draining -> stopped"), lines[-5:]
+
+
+def test_production_image_looks_for_the_real_host_and_never_simulates(image: str) -> None:
+    # `image` built the shared layers; the production target adds no simulation setting.
+    production = container.build_image(f"{TAG}-production", target="production").image
+    conf = str(container.REPO / "configs" / "mindie")
+    done = container.docker(
+        "run",
+        "--rm",
+        "-v",
+        f"{conf}:/mnt/config-files:ro",
+        "-e",
+        "CONFIG_FROM_CONFIG_FILE_PATH=/mnt/config-files",
+        production,
+        check=False,
+        timeout=60,
+    )
+    # No NPU tools here: a clear error (exit 2) naming what is missing, never the simulator.
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "npu-smi" in done.stderr and "Traceback" not in done.stderr
