@@ -56,6 +56,13 @@ class ProxyMetrics:
         self.streams = Gauge(
             "supervisor_pd_streams_in_flight", "Streaming replies being relayed now.", registry=registry
         )
+        self.cut = Counter(
+            "supervisor_pd_streams_cut",
+            "Streaming replies that broke off upstream (the Coordinator closed or went silent); "
+            "the client got an error event.",
+            ["path"],
+            registry=registry,
+        )
         self.ttft = Histogram(
             "supervisor_pd_time_to_first_token_seconds",
             "From a request's arrival to the first bytes of its reply, measured at the proxy.",

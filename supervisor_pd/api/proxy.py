@@ -9,6 +9,7 @@ that goes away cancels its upstream request (the handler is cancelled). Each req
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -210,13 +211,13 @@ class Proxy:
             status = 502
             return mindie_error(502, f"The Coordinator at {self.base} is not reachable.", "Bad Gateway")
         except TimeoutError:
+            if response is not None:
+                return await self._cut(request, response, path, 504, "The Coordinator went silent mid-reply.")
             status = 504
-            if response is not None:
-                return response
             return mindie_error(504, "The Coordinator did not answer in time.", "Gateway Timeout")
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
             if response is not None:
-                return response  # the stream was cut upstream; the client sees it end
+                return await self._cut(request, response, path, 502, "The Coordinator closed the reply mid-way.")
             status = 502
             return mindie_error(502, "The Coordinator closed the connection.", "Bad Gateway")
         finally:
@@ -226,6 +227,26 @@ class Proxy:
             metrics.in_flight.dec()
             metrics.requests.labels(path, str(status)).inc()
             metrics.duration.labels(path).observe(time.perf_counter() - began)
+
+    async def _cut(
+        self, request: web.Request, response: web.StreamResponse, path: str, code: int, message: str
+    ) -> web.StreamResponse:
+        """A reply that broke off upstream must not look complete to the client: an event stream
+        ends with an error event (the form MindIE's Coordinator uses for its own mid-stream
+        errors); any other body is cut short, so the client's HTTP library reports it."""
+        self.metrics.cut.labels(path).inc()
+        if "event-stream" in response.headers.get("Content-Type", ""):
+            if request.path in OPENAI_PATHS:
+                error: dict[str, object] = {"message": message, "type": "server_error", "param": None, "code": code}
+                event = {"error": error}
+            else:
+                event = {"error": message, "error_type": "Bad Gateway" if code == 502 else "Gateway Timeout"}
+            with contextlib.suppress(ConnectionError):
+                await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
+                await response.write_eof()
+        elif request.transport is not None:
+            request.transport.abort()
+        return response
 
     async def _stream(
         self, upstream: aiohttp.ClientResponse, response: web.StreamResponse, path: str, began: float

@@ -1,0 +1,113 @@
+"""A reply that breaks off upstream never reaches the client looking complete."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from supervisor_pd.api.metrics import ProxyMetrics
+from supervisor_pd.api.proxy import Proxy
+from supervisor_pd.api.server import errors
+from supervisor_pd.settings import load_settings
+
+pytestmark = pytest.mark.anyio
+
+EVENT = b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def upstream_handler(request: web.Request) -> web.StreamResponse:
+    """Two events, then the connection dies (a killed Coordinator), or silence (a hung one)."""
+    kind = request.headers.get("X-Test-Upstream", "sse")
+    headers = {"Content-Type": "text/event-stream"} if kind != "chunked" else {"Content-Type": "application/json"}
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    await response.write(EVENT)
+    await response.write(EVENT)
+    if kind == "silent":
+        await asyncio.sleep(30)
+    assert request.transport is not None
+    request.transport.abort()
+    return response
+
+
+@pytest.fixture
+async def proxied(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, ProxyMetrics]]:
+    monkeypatch.setenv("SUPERVISOR_PD_PROXY_READ_TIMEOUT", "0.5")
+    upstream = web.Application()
+    upstream.router.add_post("/{tail:.*}", upstream_handler)
+    up_runner = web.AppRunner(upstream, shutdown_timeout=0.1)
+    await up_runner.setup()
+    up_port = free_port()
+    await web.TCPSite(up_runner, "127.0.0.1", up_port).start()
+
+    plan = SimpleNamespace(
+        coordinator=SimpleNamespace(predict_ip="127.0.0.1", predict_port=up_port), model_name="m", max_seq_len=2048
+    )
+    metrics = ProxyMetrics(CollectorRegistry())
+    proxy = Proxy(plan, load_settings(), metrics)  # type: ignore[arg-type]
+    app = web.Application(middlewares=[errors])
+    proxy.add_routes(app)
+    await proxy.start()
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", metrics
+    finally:
+        await proxy.close()
+        await runner.cleanup()
+        await up_runner.cleanup()
+
+
+async def events(url: str, path: str, kind: str) -> list[bytes]:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.post(url + path, json={"stream": True}, headers={"X-Test-Upstream": kind}) as response,
+    ):
+        assert response.status == 200
+        body = await response.read()
+    return [part for part in body.split(b"\n\n") if part]
+
+
+@pytest.mark.parametrize("kind", ["sse", "silent"])
+async def test_a_broken_openai_stream_ends_with_an_error_event(proxied: tuple[str, ProxyMetrics], kind: str) -> None:
+    url, metrics = proxied
+    parts = await events(url, "/v1/chat/completions", kind)
+    assert parts[:2] == [EVENT.strip(), EVENT.strip()]
+    error = orjson.loads(parts[-1].removeprefix(b"data: "))["error"]
+    assert error["type"] == "server_error"
+    assert error["code"] == (502 if kind == "sse" else 504)
+    assert metrics.cut.labels("/v1/chat/completions")._value.get() == 1
+
+
+async def test_a_broken_mindie_stream_ends_with_a_mindie_error(proxied: tuple[str, ProxyMetrics]) -> None:
+    url, _ = proxied
+    parts = await events(url, "/infer", "sse")
+    error = orjson.loads(parts[-1].removeprefix(b"data: "))
+    assert error["error_type"] == "Bad Gateway" and "mid-way" in error["error"]
+
+
+async def test_a_broken_plain_body_is_cut_short_not_ended(proxied: tuple[str, ProxyMetrics]) -> None:
+    url, _ = proxied
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.post(url + "/infer", json={}, headers={"X-Test-Upstream": "chunked"}) as response,
+    ):
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
