@@ -23,6 +23,9 @@ TAIL_LINES = 1000
 QUEUE_LINES = 20000
 MAX_LINE = 16 * 1024
 SUPERVISOR = "supervisor"
+# A log file that cannot be written (disk full, read-only) is tried again after this long; its
+# lines still reach stdout meanwhile.
+FILE_RETRY_SECONDS = 10.0
 
 
 class RotatingFile:
@@ -31,7 +34,8 @@ class RotatingFile:
         self.max_bytes = max_bytes
         self.count = count
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        self._handle: BinaryIO = path.open("ab")
+        # Unbuffered: a full disk shows at the write that fails, not at some later flush.
+        self._handle: BinaryIO = path.open("ab", buffering=0)
         path.chmod(0o640)
         self._size = self._handle.tell()
 
@@ -50,12 +54,9 @@ class RotatingFile:
         self.path.replace(self.path.with_name(f"{self.path.name}.1"))
         surplus = self.path.with_name(f"{self.path.name}.{self.count + 1}")
         surplus.unlink(missing_ok=True)
-        self._handle = self.path.open("ab")
+        self._handle = self.path.open("ab", buffering=0)
         self.path.chmod(0o640)
         self._size = 0
-
-    def flush(self) -> None:
-        self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()
@@ -81,6 +82,7 @@ class LogSink:
         self._tails: dict[str, collections.deque[str]] = {}
         self._counts: dict[str, int] = {}
         self._files: dict[str, RotatingFile] = {}
+        self._file_failed: dict[str, tuple[float, int]] = {}  # process -> (when, lines missed)
         self._thread = threading.Thread(target=self._write_loop, name="log-writer", daemon=True)
         self._thread.start()
 
@@ -149,17 +151,46 @@ class LogSink:
                 note = f"{self.dropped - reported} log lines dropped: stdout was not keeping up"
                 data += self._format(time.time(), SUPERVISOR, "log", note)
                 reported = self.dropped
+            per_file: dict[str, bytearray] = {}
             for stamp, process, stream, text in batch:
                 data += self._format(stamp, process, stream, text)
                 if self.file_dir is not None and process != SUPERVISOR:
-                    self._file(process).write(f"{text}\n".encode(errors="replace"))
+                    per_file.setdefault(process, bytearray()).extend(f"{text}\n".encode(errors="replace"))
+            for process, lines in per_file.items():
+                note = self._to_file(process, bytes(lines), lines.count(b"\n"))
+                if note:
+                    data += self._format(time.time(), SUPERVISOR, "log", note)
             with contextlib.suppress(OSError, ValueError):
                 self.out.write(bytes(data))
                 self.out.flush()
-            for handle in self._files.values():
-                handle.flush()
         for handle in self._files.values():
-            handle.close()
+            with contextlib.suppress(OSError):
+                handle.close()
+
+    def _to_file(self, process: str, data: bytes, lines: int) -> str | None:
+        """Append to the process's file; a failure costs the file lines, never stdout's or the loop's."""
+        failed = self._file_failed.get(process)
+        if failed is not None and time.monotonic() - failed[0] < FILE_RETRY_SECONDS:
+            self._file_failed[process] = (failed[0], failed[1] + lines)
+            return None
+        try:
+            self._file(process).write(data)
+        except OSError as exc:
+            handle = self._files.pop(process, None)
+            if handle is not None:
+                with contextlib.suppress(OSError):
+                    handle.close()
+            self._file_failed[process] = (time.monotonic(), (failed[1] if failed else 0) + lines)
+            if failed is None:
+                return (
+                    f"log file of {process} cannot be written ({exc.strerror or exc}): its lines go to stdout "
+                    f"only, trying again every {FILE_RETRY_SECONDS:g} s"
+                )
+            return None
+        if failed is not None:
+            del self._file_failed[process]
+            return f"log file of {process} is written again; {failed[1]} lines are missing from it"
+        return None
 
     def _file(self, process: str) -> RotatingFile:
         handle = self._files.get(process)

@@ -92,3 +92,33 @@ def test_tail_since_skips_what_was_forgotten() -> None:
     assert lines[0] == "200"  # lines 10..199 are no longer kept
     assert following == 1200
     sink.close()
+
+
+def test_a_log_file_that_cannot_be_written_costs_only_the_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+
+    from supervisor_pd.runtime import logs
+
+    full = threading.Event()
+    full.set()
+    real_write = RotatingFile.write
+
+    def write(self: RotatingFile, data: bytes) -> None:
+        if full.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, data)
+
+    monkeypatch.setattr(RotatingFile, "write", write)
+    monkeypatch.setattr(logs, "FILE_RETRY_SECONDS", 0.0)
+    out = io.BytesIO()
+    sink = LogSink("text", out=out, file_dir=tmp_path)
+    sink.line("server-1", "stdout", "while full")
+    wait_until(lambda: b"while full" in out.getvalue(), 5, what="stdout to keep flowing")
+    full.clear()
+    sink.line("server-1", "stdout", "after")
+    sink.close()
+    text = out.getvalue().decode()
+    assert "log file of server-1 cannot be written (No space left on device)" in text
+    assert "log file of server-1 is written again; 1 lines are missing from it" in text
+    assert text.index("while full") < text.index("after")
+    assert (tmp_path / "server-1.log").read_text() == "after\n"
