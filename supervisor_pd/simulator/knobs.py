@@ -14,6 +14,9 @@ SUPERVISOR_PD_SIM_MAX_TOKENS       output length when a request names none; defa
 SUPERVISOR_PD_SIM_ABORT_ON_EXIT    1 (default): a stopped Server ends with SIGABRT like the real
                                    daemon; 0: it exits 0
 SUPERVISOR_PD_SIM_FAULTS           faults, see below
+SUPERVISOR_PD_SIM_SLOW_SECONDS     how late a Server answers management GETs after SIGUSR1
+                                   (a test's way to make a running Server slow; a second
+                                   SIGUSR1 makes it prompt again); default 1.0
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Knobs:
     tpot: float = 0.02
     max_tokens: int = 16
     abort_on_exit: bool = True
+    slow: float = 1.0
     faults: tuple[Fault, ...] = field(default_factory=tuple)
 
     def scaled(self, seconds: float) -> float:
@@ -107,6 +111,7 @@ def load_knobs() -> Knobs:
         ttft=_float("SUPERVISOR_PD_SIM_TTFT_MS", 50.0) / 1000,
         tpot=_float("SUPERVISOR_PD_SIM_TPOT_MS", 20.0) / 1000,
         max_tokens=max(1, int(_float("SUPERVISOR_PD_SIM_MAX_TOKENS", 16))),
+        slow=_float("SUPERVISOR_PD_SIM_SLOW_SECONDS", 1.0),
         abort_on_exit=os.environ.get("SUPERVISOR_PD_SIM_ABORT_ON_EXIT", "1").strip() != "0",
         faults=parse_faults(os.environ.get("SUPERVISOR_PD_SIM_FAULTS", "")),
     )

@@ -80,6 +80,12 @@ class SimServer:
         retry = knobs.fault(config.target, "retry_requests")
         self._retries_left = int(retry.value or 1) if retry is not None else 0
 
+    def toggle_slow(self) -> None:
+        """SIGUSR1: management answers become `knobs.slow` seconds late, or prompt again."""
+        self._slow = 0.0 if self._slow else self.knobs.slow
+        state = f"delayed by {self._slow:g} s" if self._slow else "prompt again"
+        log(f"management answers {state} (SIGUSR1)")
+
     def spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)

@@ -122,6 +122,7 @@ async def _serve(config: server_config.ServerConfig, knobs: Knobs, worker: subpr
     sim = SimServer(config, knobs, on_stop=stop)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGUSR1, sim.toggle_slow)
 
     listeners: dict[tuple[str, int], tuple[Router, object]] = {}
     for host, port, router, gate in (
