@@ -120,7 +120,11 @@ class SupervisorCollector(Collector):
         ready.add_metric([], 1.0 if supervisor.phase is Phase.READY else 0.0)
         draining = GaugeMetricFamily("supervisor_pd_draining", "1 while the service drains to stop.")
         draining.add_metric([], 1.0 if supervisor.phase is Phase.DRAINING else 0.0)
-        yield from (state, up, restarts, phase, ready, draining)
+        # A count that only grows under steady traffic is a leak (a cancelled request whose
+        # task never ended, for example).
+        tasks = GaugeMetricFamily("supervisor_pd_event_loop_tasks", "asyncio tasks alive in supervisor_pd.")
+        tasks.add_metric([], float(len(asyncio.all_tasks())))
+        yield from (state, up, restarts, phase, ready, draining, tasks)
 
 
 @dataclass
