@@ -22,6 +22,8 @@ from supervisor_pd.api.metrics import ProxyMetrics
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.settings import Settings
 
+# Between connection attempts while the Coordinator refuses them (it is being restarted).
+RECONNECT_DELAY = 0.1
 PREDICT_PATHS = (
     "/v1/chat/completions",
     "/v1/completions",
@@ -188,7 +190,7 @@ class Proxy:
         metrics.in_flight.inc()
         response: web.StreamResponse | None = None
         try:
-            async with self._session.post(self.base + request.path_qs, data=body, headers=headers) as upstream:
+            async with await self._connect(request, body, headers, began) as upstream:
                 status = upstream.status
                 out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
                 out["X-Request-Id"] = request_id
@@ -227,6 +229,22 @@ class Proxy:
             metrics.in_flight.dec()
             metrics.requests.labels(path, str(status)).inc()
             metrics.duration.labels(path).observe(time.perf_counter() - began)
+
+    async def _connect(
+        self, request: web.Request, body: bytes, headers: dict[str, str], began: float
+    ) -> aiohttp.ClientResponse:
+        """Send the request, trying again while the Coordinator refuses connections, up to the
+        connect timeout: a refused connection means the request never reached it, so sending it
+        again is safe, and a Coordinator that is being restarted is back within a second or two."""
+        assert self._session is not None
+        deadline = began + self.settings.proxy_connect_timeout
+        while True:
+            try:
+                return await self._session.post(self.base + request.path_qs, data=body, headers=headers)
+            except aiohttp.ClientConnectorError:
+                if self.draining or time.perf_counter() + RECONNECT_DELAY > deadline:
+                    raise
+                await asyncio.sleep(RECONNECT_DELAY)
 
     async def _cut(
         self, request: web.Request, response: web.StreamResponse, path: str, code: int, message: str
