@@ -1,4 +1,5 @@
-"""A reply that breaks off upstream never reaches the client looking complete."""
+"""The proxy when the Coordinator fails: a reply that breaks off never looks complete, and a
+Coordinator that is being restarted costs new requests a short wait, not an error."""
 
 from __future__ import annotations
 
@@ -44,6 +45,23 @@ async def upstream_handler(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def proxy_to(port: int, metrics: ProxyMetrics | None = None) -> tuple[Proxy, web.AppRunner, str]:
+    """The proxy, as the supervisor serves it, in front of 127.0.0.1:`port`."""
+    plan = SimpleNamespace(
+        coordinator=SimpleNamespace(predict_ip="127.0.0.1", predict_port=port), model_name="m", max_seq_len=2048
+    )
+    metrics = metrics or ProxyMetrics(CollectorRegistry())
+    proxy = Proxy(plan, load_settings(), metrics)  # type: ignore[arg-type]
+    app = web.Application(middlewares=[errors])
+    proxy.add_routes(app)
+    await proxy.start()
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    own = free_port()
+    await web.TCPSite(runner, "127.0.0.1", own).start()
+    return proxy, runner, f"http://127.0.0.1:{own}"
+
+
 @pytest.fixture
 async def proxied(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, ProxyMetrics]]:
     monkeypatch.setenv("SUPERVISOR_PD_PROXY_READ_TIMEOUT", "0.5")
@@ -54,20 +72,10 @@ async def proxied(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, P
     up_port = free_port()
     await web.TCPSite(up_runner, "127.0.0.1", up_port).start()
 
-    plan = SimpleNamespace(
-        coordinator=SimpleNamespace(predict_ip="127.0.0.1", predict_port=up_port), model_name="m", max_seq_len=2048
-    )
     metrics = ProxyMetrics(CollectorRegistry())
-    proxy = Proxy(plan, load_settings(), metrics)  # type: ignore[arg-type]
-    app = web.Application(middlewares=[errors])
-    proxy.add_routes(app)
-    await proxy.start()
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    proxy, runner, url = await proxy_to(up_port, metrics)
     try:
-        yield f"http://127.0.0.1:{port}", metrics
+        yield url, metrics
     finally:
         await proxy.close()
         await runner.cleanup()
@@ -111,3 +119,51 @@ async def test_a_broken_plain_body_is_cut_short_not_ended(proxied: tuple[str, Pr
         assert response.status == 200
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
+
+
+async def answer(request: web.Request) -> web.Response:
+    return web.json_response({"choices": [{"index": 0, "finish_reason": "stop"}]})
+
+
+async def test_a_coordinator_coming_back_costs_a_wait_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPERVISOR_PD_PROXY_CONNECT_TIMEOUT", "5")
+    port = free_port()
+    proxy, runner, url = await proxy_to(port)
+    upstream = web.Application()
+    upstream.router.add_post("/{tail:.*}", answer)
+    up_runner = web.AppRunner(upstream, shutdown_timeout=0.1)
+    await up_runner.setup()
+
+    async def come_back() -> None:
+        await asyncio.sleep(0.5)  # the restart under test: nothing listens for half a second
+        await web.TCPSite(up_runner, "127.0.0.1", port).start()
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            back = asyncio.ensure_future(come_back())
+            async with session.post(url + "/v1/chat/completions", json={}) as response:
+                assert response.status == 200
+                assert (await response.json())["choices"][0]["finish_reason"] == "stop"
+            await back
+    finally:
+        await proxy.close()
+        await runner.cleanup()
+        await up_runner.cleanup()
+
+
+async def test_a_coordinator_that_stays_away_is_a_502_after_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SUPERVISOR_PD_PROXY_CONNECT_TIMEOUT", "0.5")
+    proxy, runner, url = await proxy_to(free_port())
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            began = asyncio.get_running_loop().time()
+            async with session.post(url + "/infer", json={}) as response:
+                took = asyncio.get_running_loop().time() - began
+                assert response.status == 502
+                assert (await response.json())["error_type"] == "Bad Gateway"
+        assert 0.3 <= took < 3, took
+    finally:
+        await proxy.close()
+        await runner.cleanup()
