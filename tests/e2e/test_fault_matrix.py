@@ -432,13 +432,20 @@ def test_sigkill_of_the_supervisor_then_a_clean_restart(runs: Callable[..., Supe
     Row("SIGKILL of the supervisor", service, None, took).check_and_record()
 
 
+@contextlib.contextmanager
+def squatting(port: int) -> Iterator[None]:
+    """Another process's listener on 127.0.0.1:`port`."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        yield
+
+
 def test_a_port_taken_before_start_is_moved(runs: Callable[..., SupervisorRun]) -> None:
     # The Coordinator's manage port, as configured in ms_coordinator.json, held by another process.
     run = runs()
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", run.ports.manage))
-        squatter.listen()
+    with squatting(run.ports.manage):
         began = time.monotonic()
         run.start()
         run.wait_ready(timeout=60)
@@ -453,15 +460,11 @@ def test_a_port_taken_before_start_is_moved(runs: Callable[..., SupervisorRun]) 
 
 def test_the_supervisors_own_port_taken(runs: Callable[..., SupervisorRun]) -> None:
     run = runs()
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", run.ports.api))
-        squatter.listen()
+    with squatting(run.ports.api):
         process = run.start()
         assert process.wait(30) == 2
     message = [line for line in run.log().splitlines() if "error" in line.lower()][-1]
     assert str(run.ports.api) in message and "Traceback" not in run.log()
-    Row("supervisor_pd's own port taken", f"exit 2 before starting anything: {message.strip()}", None, None)
     record(
         "faults",
         {"fault": "supervisor_pd's own port taken", "service": f"exit 2, nothing started: `{message.strip()}`"},
