@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=[profile.value for profile in SimProfile],
         help="plan for a simulated host instead of this machine",
     )
-    plan.add_argument("--api-port", type=int, help="supervisor_pd's HTTP port")
+    plan.add_argument("--api-port", metavar="PORT", help="supervisor_pd's HTTP port")
 
     run = commands.add_parser(
         "run",
@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=[profile.value for profile in SimProfile],
         help="run on a simulated host with the simulated MindIE processes",
     )
-    run.add_argument("--api-port", type=int, help="supervisor_pd's HTTP port")
+    run.add_argument("--api-port", metavar="PORT", help="supervisor_pd's HTTP port")
 
     export = commands.add_parser(
         "export",
@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=[profile.value for profile in SimProfile],
         help="export for a simulated host with the simulated MindIE processes",
     )
-    supervisord.add_argument("--api-port", type=int, help="supervisor_pd's HTTP port, kept free by the plan")
+    supervisord.add_argument("--api-port", metavar="PORT", help="supervisor_pd's HTTP port, kept free by the plan")
 
     show = commands.add_parser("settings", help="show the effective settings, or their reference")
     show.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     from supervisor_pd.settings import load_settings
 
+    # Values are checked by the settings, not argparse, so a bad --api-port gets the same one-line
+    # error as a bad SUPERVISOR_PD_API_PORT.
     flags = {
         "simulate": getattr(args, "simulate", None),
         "conf_dir": getattr(args, "conf_dir", None),

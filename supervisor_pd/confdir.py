@@ -159,16 +159,21 @@ def _read_json(folder: Path, real_folder: Path, name: str) -> dict[str, Any]:
         fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise InputError(where, f"cannot be opened: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # checked on the descriptor: fdopen refuses a folder itself
+        os.close(fd)
+        raise InputError(where, "is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(where, "is not a regular file")
         if info.st_size > MAX_INPUT_BYTES:
             raise InputError(
                 where,
-                f"is {info.st_size / 2**20:.0f} MiB; config files larger than {MAX_INPUT_BYTES >> 20} MiB are refused",
+                f"is {info.st_size} bytes ({info.st_size / 2**20:.0f} MiB); config files larger than "
+                f"{MAX_INPUT_BYTES >> 20} MiB are refused",
             )
-        raw = handle.read(MAX_INPUT_BYTES + 1)
+        try:
+            raw = handle.read(MAX_INPUT_BYTES + 1)
+        except OSError as exc:
+            raise InputError(where, f"cannot be read: {exc.strerror}") from None
     if len(raw) > MAX_INPUT_BYTES:
         raise InputError(where, f"is larger than {MAX_INPUT_BYTES >> 20} MiB")
     data = parse_json(raw, name)

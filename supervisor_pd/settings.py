@@ -8,6 +8,8 @@ meaning, so an existing pod spec works unchanged. Precedence: command-line flag 
 from __future__ import annotations
 
 import os
+import shlex
+from collections.abc import Mapping
 from enum import StrEnum
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -19,6 +21,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from supervisor_pd.errors import InputError
 
 PREFIX = "SUPERVISOR_PD_"
+# supervisor_pd's secrets: never handed to another process (children, host tools, the guardian).
+SECRET_VARIABLES = (PREFIX + "API_TOKEN",)
+
+
+def without_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` minus SECRET_VARIABLES, in any case: the settings read a variable in any case."""
+    return {key: value for key, value in env.items() if key.upper() not in SECRET_VARIABLES}
 
 
 class SimProfile(StrEnum):
@@ -35,6 +44,7 @@ def _default_state_dir() -> Path:
 
 
 Port = Annotated[int, Field(ge=1024, le=65535)]
+MAX_TOKEN_BYTES = 4096
 
 
 class Settings(BaseSettings):
@@ -248,6 +258,17 @@ class Settings(BaseSettings):
             raise ValueError("must be true or false")
         return value
 
+    @field_validator("server_command", "coordinator_command", "controller_command")
+    @classmethod
+    def _command_line(cls, value: str) -> str:
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"is not a command line ({exc})") from None
+        if not words:
+            raise ValueError("must name a command")
+        return value
+
     @property
     def output(self) -> Path:
         return self.output_dir if self.output_dir is not None else self.state_dir / "conf"
@@ -261,10 +282,19 @@ class Settings(BaseSettings):
         if self.api_token is not None:
             return self.api_token.get_secret_value() or None
         if self.api_token_file is not None:
+            where = env_name("api_token_file")
             try:
-                text = self.api_token_file.read_text().strip()
+                with self.api_token_file.open("rb") as handle:
+                    # Bounded: a token is short, and /dev/zero or a log file would never end.
+                    data = handle.read(MAX_TOKEN_BYTES + 1)
             except OSError as exc:
-                raise InputError(env_name("api_token_file"), f"cannot be read: {exc.strerror}") from None
+                raise InputError(where, f"cannot be read: {exc.strerror}") from None
+            if len(data) > MAX_TOKEN_BYTES:
+                raise InputError(where, f"holds more than {MAX_TOKEN_BYTES} bytes; a token file holds one token")
+            try:
+                text = data.decode().strip()
+            except UnicodeDecodeError:
+                raise InputError(where, "must hold the token as UTF-8 text") from None
             return text or None
         return None
 

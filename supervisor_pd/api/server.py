@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from supervisor_pd import unixsock
 from supervisor_pd.api import health
@@ -62,6 +64,24 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         )
 
 
+class _ServerLog(logging.Handler):
+    """aiohttp's own log, into the supervisor's: a request its HTTP parser refuses (a client's
+    fault, answered 400) is one line there, not a traceback; anything else keeps its traceback."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        super().__init__(logging.WARNING)
+        self.supervisor = supervisor
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            reason = (error.message or "").strip().splitlines()
+            self.supervisor.log(f"{record.getMessage()}: {error.code} {_shown(reason[0] if reason else '')}")
+            return
+        for line in self.format(record).splitlines():
+            self.supervisor.log(line)
+
+
 class ApiServer:
     def __init__(self, supervisor: Supervisor, settings: Settings) -> None:
         self.supervisor = supervisor
@@ -97,7 +117,10 @@ class ApiServer:
 
     async def start(self) -> None:
         await self.proxy.start()
-        runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
+        # A logger of this server's own, outside logging's tree: nothing else reaches its handler.
+        logger = logging.Logger("supervisor_pd.api.http")
+        logger.addHandler(_ServerLog(self.supervisor))
+        runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True, logger=logger)
         await runner.setup()
         self._runner = runner
         host, port = self.plan.supervisor.api_host, self.plan.supervisor.api_port

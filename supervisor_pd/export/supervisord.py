@@ -182,7 +182,7 @@ def _program(
 ) -> list[str]:
     lines = [f"[program:{spec.name}]", *_describe(spec)]
     lines += [
-        f"command={_command(spec, tools)}",
+        f"command={_command(spec, tools, inherited)}",
         f"directory={_path_value(spec.cwd, env_name('state_dir'))}",
         f"priority={PRIORITY[spec.kind]}",
         "autostart=true",
@@ -229,18 +229,20 @@ def _describe(spec: ProcessSpec) -> list[str]:
     return lines
 
 
-def withheld(spec: ProcessSpec) -> list[str]:
-    """Variables the run would not hand to this child, which supervisord's environment may hold."""
-    names = dict.fromkeys((*WITHHELD, *CONTROLLER_WITHHELD))
+def withheld(spec: ProcessSpec, inherited: Mapping[str, str]) -> list[str]:
+    """Variables the run would not hand to this child, which supervisord's environment may hold:
+    the withheld names, and any other spelling of a secret's name found in `inherited`."""
+    spellings = [name for name in inherited if name.upper() in WITHHELD]
+    names = dict.fromkeys((*WITHHELD, *spellings, *CONTROLLER_WITHHELD))
     return [name for name in names if name not in spec.env]
 
 
-def _command(spec: ProcessSpec, tools: Tools) -> str:
+def _command(spec: ProcessSpec, tools: Tools, inherited: Mapping[str, str]) -> str:
     where = f"{env_name(f'{spec.kind.value}_command')} ({spec.name})"
     words: list[str] = []
     if spec.cpus:
         words += [tools.taskset, "-c", format_cpulist(spec.cpus)]
-    unset = withheld(spec)
+    unset = withheld(spec, inherited)
     if unset:
         if "=" in spec.argv[0]:
             raise InputError(where, f"{spec.argv[0]!r}: `env` would read a command with `=` as a variable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator
@@ -42,6 +43,16 @@ class ModelSection(OpenModel):
     modelWeightPath: StrictStr
     worldSize: Annotated[StrictInt, Field(ge=1, le=128)]
     tp: Annotated[int, Field(ge=1, le=128)] | None = None
+
+    @field_validator("modelName", "modelWeightPath")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        # A newline or escape here is a templating slip (a ConfigMap value with a trailing "\n"):
+        # the Server would fail minutes later on a path that does not exist, and clients would
+        # see the model's name with it.
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ValueError("must not contain control characters (newline, tab, escape)")
+        return value
 
     @field_validator("tp", mode="before")
     @classmethod

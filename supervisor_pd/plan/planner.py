@@ -10,6 +10,7 @@ from pathlib import Path
 
 from supervisor_pd.confdir import CONTROLLER, COORDINATOR, ConfInputs, Document
 from supervisor_pd.errors import InputError
+from supervisor_pd.formats.common import describe_value
 from supervisor_pd.formats.server_config import ServerConfigFile
 from supervisor_pd.plan import configs
 from supervisor_pd.plan.cpus import plan_cpus
@@ -216,7 +217,7 @@ def _ip(override: str | None, configured: str, where: str) -> tuple[str, str]:
     try:
         address = IPv4Address(configured)
     except AddressValueError:
-        raise InputError(where, f"{configured!r} is not an IPv4 address") from None
+        raise InputError(where, f"{describe_value(configured)} is not an IPv4 address") from None
     if address.is_unspecified:
         raise InputError(where, "0.0.0.0 is not allowed here: name one address of this host")
     return str(address), where

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+
+from supervisor_pd.settings import without_secrets
 
 
 class ToolError(Exception):
@@ -42,6 +45,7 @@ def run_tool(argv: list[str], timeout: float) -> ToolResult:
             timeout=timeout,
             check=False,
             stdin=subprocess.DEVNULL,
+            env=without_secrets(os.environ),
         )
     except subprocess.TimeoutExpired:
         raise ToolError(f"`{' '.join(argv)}` did not finish within {timeout:g} s") from None

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import re
 
+# Far more NPUs than one host has; it bounds what a range like 0-99999999999 expands to.
+MAX_ID = 1023
+
+
+def _entry(text: str) -> str:
+    return repr(text if len(text) <= 24 else text[:21] + "...")
+
 
 def parse_id_list(text: str, *, allow_ranges: bool) -> list[int]:
     """`0-3,6` into ids in the order given. Raises ValueError saying what is wrong.
@@ -20,13 +27,18 @@ def parse_id_list(text: str, *, allow_ranges: bool) -> list[int]:
             part = named.group(1)
         low, sep, high = part.partition("-")
         if sep and not allow_ranges:
-            raise ValueError(f"entry {part!r}: ranges are not allowed here, list the ids")
-        if not low.isdigit() or (sep and not high.isdigit()):
+            raise ValueError(f"entry {_entry(part)}: ranges are not allowed here, list the ids")
+        numbers = [low, high] if sep else [low]
+        if not all(re.fullmatch(r"[0-9]+", number) for number in numbers):
             kind = "a number or a range like 0-3" if allow_ranges else "a number"
-            raise ValueError(f"entry {raw.strip()!r} is not {kind}")
-        first, last = int(low), int(high) if sep else int(low)
+            raise ValueError(f"entry {_entry(raw.strip())} is not {kind}")
+        numbers = [number.lstrip("0") or "0" for number in numbers]
+        # Length first: Python itself refuses int() of a few thousand digits, with its own message.
+        if any(len(number) > len(str(MAX_ID)) or int(number) > MAX_ID for number in numbers):
+            raise ValueError(f"entry {_entry(part)} is out of range: ids run from 0 to {MAX_ID}")
+        first, last = int(numbers[0]), int(numbers[-1])
         if last < first:
-            raise ValueError(f"range {part!r} runs backwards")
+            raise ValueError(f"range {_entry(part)} runs backwards")
         ids.extend(range(first, last + 1))
     if len(set(ids)) != len(ids):
         raise ValueError("names an id twice")

@@ -11,7 +11,7 @@ import anyio
 from supervisor_pd.api.server import ApiServer
 from supervisor_pd.confdir import load_inputs
 from supervisor_pd.errors import ExitCode, InputError
-from supervisor_pd.materialize import materialize
+from supervisor_pd.materialize import check_output, materialize
 from supervisor_pd.plan.planner import make_plan
 from supervisor_pd.plan.ports import BindChecker
 from supervisor_pd.plan.render import plan_text
@@ -56,12 +56,15 @@ async def _serve(supervisor: Supervisor, settings: Settings) -> int:
 
 
 def run(settings: Settings) -> int:
+    settings.token()  # a bad token file stops the run before any work, not after the files are written
     inputs = load_inputs(settings)
     facts = discover(settings)
     plan = make_plan(facts, inputs, settings, BindChecker())
-    output = materialize(plan, settings.output)
-    specs = build_specs(plan, settings, dict(os.environ), output, settings.state_dir)
+    # Every check that can refuse the run comes before the files are written.
+    target = check_output(settings.output, inputs.conf_dir)
+    specs = build_specs(plan, settings, dict(os.environ), target, settings.state_dir)
     check_commands(specs)
+    output = materialize(plan, target)
     file_dir = settings.state_dir / "logs" if _on(settings.log_to_file) else None
     sink = LogSink(
         settings.log_format, file_dir=file_dir, file_bytes=settings.log_file_bytes, file_count=settings.log_file_count

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import queue
 import sys
 import threading
@@ -23,9 +24,10 @@ TAIL_LINES = 1000
 QUEUE_LINES = 20000
 MAX_LINE = 16 * 1024
 SUPERVISOR = "supervisor"
+FILE_MODE = 0o640
 # A log file that cannot be written (disk full, read-only) is tried again after this long; its
 # lines still reach stdout meanwhile.
-FILE_RETRY_SECONDS = 10.0
+FILE_RETRY_SECONDS = 2.0
 
 
 class RotatingFile:
@@ -34,10 +36,19 @@ class RotatingFile:
         self.max_bytes = max_bytes
         self.count = count
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        # Unbuffered: a full disk shows at the write that fails, not at some later flush.
-        self._handle: BinaryIO = path.open("ab", buffering=0)
-        path.chmod(0o640)
+        self._handle: BinaryIO = self._open()
         self._size = self._handle.tell()
+
+    def _open(self) -> BinaryIO:
+        """The file for appending, 0640 from the moment it exists, whatever the umask."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+        except BaseException:
+            os.close(fd)
+            raise
+        # Unbuffered: a full disk shows at the write that fails, not at some later flush.
+        return os.fdopen(fd, "ab", buffering=0)
 
     def write(self, data: bytes) -> None:
         if self._size + len(data) > self.max_bytes:
@@ -54,8 +65,7 @@ class RotatingFile:
         self.path.replace(self.path.with_name(f"{self.path.name}.1"))
         surplus = self.path.with_name(f"{self.path.name}.{self.count + 1}")
         surplus.unlink(missing_ok=True)
-        self._handle = self.path.open("ab", buffering=0)
-        self.path.chmod(0o640)
+        self._handle = self._open()
         self._size = 0
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from supervisor_pd.platform.cpuset import format_cpulist
 from supervisor_pd.runtime.spec import ProcessSpec
+from supervisor_pd.settings import without_secrets
 
 HERE = Path(__file__).resolve().parent
 TRAMPOLINE = HERE / "trampoline.py"
@@ -102,6 +103,7 @@ class Guardian:
     def start(self) -> None:
         self._process = subprocess.Popen(
             [sys.executable, "-I", "-S", str(GUARDIAN)],
+            env=without_secrets(os.environ),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from supervisor_pd.plan.model import Plan, ServerPlan
 from supervisor_pd.plan.ranktable import RANKTABLE_FILE
-from supervisor_pd.settings import Settings
+from supervisor_pd.settings import SECRET_VARIABLES, Settings, without_secrets
 
 # Reference §8: exported per Server by boot.sh. The user's own value wins.
 SERVER_DEFAULTS = {
@@ -26,7 +26,7 @@ SERVER_DEFAULTS = {
     "GRPC_POLL_STRATEGY": "poll",
 }
 # Never handed to a child: supervisor_pd's secrets, and variables a child would misread.
-WITHHELD = ("SUPERVISOR_PD_API_TOKEN",)
+WITHHELD = SECRET_VARIABLES
 # A Kubernetes Service named mindie-ms-coordinator injects this and breaks the Controller (§3.1).
 CONTROLLER_WITHHELD = ("MINDIE_MS_COORDINATOR_PORT",)
 
@@ -71,7 +71,7 @@ def child_environment(
     withheld: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """base, minus what is withheld, plus defaults the user did not set, plus forced values."""
-    env = {key: value for key, value in base.items() if key not in WITHHELD and key not in withheld}
+    env = {key: value for key, value in without_secrets(base).items() if key not in withheld}
     for key, value in (defaults or {}).items():
         env.setdefault(key, value)
     env["MINDIE_LOG_TO_STDOUT"] = settings.log_to_stdout

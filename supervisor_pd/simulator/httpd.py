@@ -41,7 +41,7 @@ class Request:
     def json(self) -> Any:
         try:
             return json.loads(self.body or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             raise HttpError(400, "request body is not valid JSON") from None
 
 

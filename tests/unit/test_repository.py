@@ -1,9 +1,9 @@
-"""The repository keeps its promises: README commands, CI, generated docs, lint."""
+"""The repository keeps its promises: README commands, CI, generated docs, lint, no shell."""
 
+import ast
 import re
 import shutil
 import subprocess
-import sys
 
 from supervisor_pd.settings import settings_markdown
 from tests.helpers import REPO
@@ -35,11 +35,102 @@ def test_ruff_is_clean() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_no_shell_in_subprocess_calls() -> None:
-    offenders = [
-        str(path.relative_to(REPO))
-        for path in (REPO / "supervisor_pd").rglob("*.py")
-        if re.search(r"shell\s*=\s*True", path.read_text())
-    ]
-    assert offenders == []
-    assert sys.executable
+# Calls that run a command line through /bin/sh, by the name they are called with.
+SHELL_CALLS = {
+    "system",  # os.system
+    "popen",  # os.popen
+    "getoutput",  # subprocess.getoutput
+    "getstatusoutput",  # subprocess.getstatusoutput
+    "create_subprocess_shell",  # asyncio
+    "subprocess_shell",  # asyncio's loop.subprocess_shell
+}
+SHELLS = {"sh", "bash", "dash", "/bin/sh", "/bin/bash", "/usr/bin/sh", "/usr/bin/bash"}
+
+
+def shell_uses(source: str) -> list[str]:
+    """Every place in `source` that would start a process through a shell."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module in ("os", "subprocess", "asyncio"):
+            found += [f"line {node.lineno}: imports {a.name}" for a in node.names if a.name in SHELL_CALLS]
+        if isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) >= 2:
+            first, second = node.elts[0], node.elts[1]
+            if (
+                isinstance(first, ast.Constant)
+                and first.value in SHELLS
+                and isinstance(second, ast.Constant)
+                and second.value == "-c"
+            ):
+                found.append(f"line {node.lineno}: argv [{first.value!r}, '-c', ...]")
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in SHELL_CALLS:
+            found.append(f"line {node.lineno}: {name}()")
+        for keyword in node.keywords:
+            if keyword.arg == "shell" and not (
+                isinstance(keyword.value, ast.Constant) and keyword.value.value is False
+            ):
+                found.append(f"line {node.lineno}: shell={ast.unparse(keyword.value)}")
+    return found
+
+
+def test_the_shell_scan_finds_every_form() -> None:
+    sample = """
+import os, subprocess, asyncio
+from os import system
+subprocess.run("ls", shell=True)
+subprocess.Popen(cmd, shell=flag)
+os.system("ls")
+os.popen("ls")
+subprocess.getoutput("ls")
+subprocess.getstatusoutput("ls")
+asyncio.create_subprocess_shell("ls")
+loop.subprocess_shell(factory, "ls")
+subprocess.run(["/bin/sh", "-c", "ls"])
+subprocess.run(["ls"], shell=False)
+subprocess.run(["ls", "-c"])
+"""
+    assert len(shell_uses(sample)) == 10
+
+
+def test_no_process_is_started_through_a_shell() -> None:
+    """No subprocess of supervisor_pd (the simulator included) gets a command line for /bin/sh."""
+    offenders = {
+        str(path.relative_to(REPO)): uses
+        for path in sorted((REPO / "supervisor_pd").rglob("*.py"))
+        if (uses := shell_uses(path.read_text()))
+    }
+    assert offenders == {}
+
+
+def test_the_security_document_names_only_tests_and_files_that_exist() -> None:
+    text = (REPO / "docs" / "SECURITY.md").read_text()
+    references = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text)
+    assert len(references) > 40
+    missing = []
+    for path, name in references:
+        file = REPO / path
+        if not file.is_file():
+            missing.append(path)
+            continue
+        defined = {
+            node.name
+            for node in ast.walk(ast.parse(file.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
+        if name and name not in defined:
+            missing.append(f"{path}::{name}")
+    for path in re.findall(r"`((?:supervisor_pd|configs|docs|boot)/[\w./*-]+)`", text):
+        if not list(REPO.glob(path)):
+            missing.append(path)
+    # Modules named relative to the package: `api/server.py`, `materialize.py`.
+    for path in re.findall(r"`([\w/]+\.py)`", text):
+        if (
+            not path.startswith("tests/")
+            and not (REPO / path).is_file()
+            and not (REPO / "supervisor_pd" / path).is_file()
+        ):
+            missing.append(path)
+    assert missing == []

@@ -92,7 +92,7 @@ class Router:
         raw = await request.read()
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             return web.json_response(
                 {"error": "request body is not valid JSON", "error_type": "Bad Request"}, status=400
             )

@@ -1,0 +1,1 @@
+"""Test corpora: inputs kept as data, run by the tests that name them."""
