@@ -23,7 +23,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "RELIABILITY.md"
-SUITES = ["tests/e2e/test_fault_matrix.py", "tests/corpus"]
+SUITES = ["tests/e2e/test_fault_matrix.py", "tests/integration/test_bad_inputs.py", "tests/e2e/test_bad_http_inputs.py"]
 
 
 def rows(folder: Path, table: str) -> list[dict[str, Any]]:
@@ -94,9 +94,11 @@ def render(folder: Path, scale: str, seconds: float) -> str:
         "",
         "## Bad inputs",
         "",
-        f"{len(bad)} cases (`tests/corpus/`). Each gets a clear error: exit code 2 with one line naming "
+        f"{len(bad)} cases (`tests/corpus/bad_inputs.py`, run by `tests/integration/test_bad_inputs.py` and "
+        "`tests/e2e/test_bad_http_inputs.py`). Each gets a clear error: exit code 2 with one line naming "
         "the file, field, flag or variable (nothing written), or a 4xx with a JSON body (the supervisor "
-        "keeps serving). None gives a traceback, a 500, a crash or a partial file.",
+        "keeps serving; a request so malformed that the HTTP parser refuses it before the application "
+        "sees it gets aiohttp's plain-text 400). None gives a traceback, a 500, a crash or a partial file.",
         "",
         "| category | case | outcome |",
         "|---|---|---|",

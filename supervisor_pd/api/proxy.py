@@ -222,6 +222,12 @@ class Proxy:
                 return await self._cut(request, response, path, 502, "The Coordinator closed the reply mid-way.")
             status = 502
             return mindie_error(502, "The Coordinator closed the connection.", "Bad Gateway")
+        except ConnectionResetError:
+            # The client went away while we wrote to it (its task was not cancelled, e.g. during
+            # a drain): leaving the upstream context above has already cancelled its request.
+            if response is None:
+                raise
+            return response
         finally:
             self.in_flight -= 1
             if not self.in_flight:

@@ -227,7 +227,9 @@ class ApiServer:
                 {"error": f"control on the TCP port is off: set {env_name('api_token')} or use the local socket"}, 403
             )
         header = request.headers.get("Authorization", "")
-        given = header[7:] if header.startswith("Bearer ") else ""
+        scheme, _, credentials = header.partition(" ")
+        # The scheme is case-insensitive (RFC 7235); the token is compared exactly.
+        given = credentials if scheme.lower() == "bearer" else ""
         if not hmac.compare_digest(given.encode(errors="replace"), self.token.encode()):
             self.supervisor.log(
                 f"control request {request.method} {_shown(request.path)} from {peer} refused: no valid token"
