@@ -30,7 +30,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
+# A stop asked for while this process is still starting (importing aiohttp takes a while on a busy
+# machine) must end the load cleanly, not kill the process before it reports.
+STOP_EARLY: list[int] = []
+signal.signal(signal.SIGTERM, lambda signum, _: STOP_EARLY.append(signum))
+
+import aiohttp  # noqa: E402
 
 OUTCOMES = ("completed", "error", "refused", "lost", "hung")
 
@@ -98,7 +103,7 @@ async def one(load: Load, session: aiohttp.ClientSession, payload: bytes, number
         # The response broke off: an error only if what arrived already said so.
         kind, detail = classify(status, body) if status else ("lost", "")
         if kind != "error":
-            kind, detail = "lost", f"{type(exc).__name__} after {len(body)} bytes (status {status})"
+            kind, detail = "lost", f"{type(exc).__name__} after {len(body)} bytes (status {status}): {exc}"[:300]
     return Outcome(kind, began, time.monotonic() - load.started, status, detail)
 
 
@@ -137,6 +142,8 @@ async def run(load: Load) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, load.stopping.set)
+    if STOP_EARLY:
+        load.stopping.set()
     load.started = time.monotonic()
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -147,7 +154,13 @@ async def run(load: Load) -> dict[str, Any]:
         "requests": len(load.results),
         **{kind: counts.get(kind, 0) for kind in OUTCOMES},
         "seconds": round(time.monotonic() - load.started, 3),
-        "problems": [asdict(o) for o in load.results if o.kind != "completed"][:200],
+        "started_monotonic": load.started,
+        # The worst first: lost and hung requests are what a reader must see.
+        "problems": [
+            asdict(o)
+            for o in sorted(load.results, key=lambda o: OUTCOMES.index(o.kind), reverse=True)
+            if o.kind != "completed"
+        ][:200],
     }
 
 
@@ -161,6 +174,8 @@ def main() -> None:
     args = parser.parse_args()
     load = Load(args.url, args.streams, args.seconds, args.deadline, args.max_tokens)
     result = asyncio.run(run(load))
+    # The loop's handlers are gone with it: a late stop must not kill the report.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

@@ -9,7 +9,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +185,29 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def check_stop_order(lines: list[str], servers: int = 4) -> None:
+    """The drain stops the Controller, then the Coordinator, then the Servers that are still up.
+
+    A Server may already have left on its own after /stopService (its own shutdown path), so
+    the last group names the Servers still running then, in order, and may be absent."""
+    stops = [line.split(" (")[0].removeprefix("stopping ") for line in lines if line.startswith("stopping ")]
+    assert stops[:2] == ["controller", "coordinator"], stops
+    assert len(stops) <= 3, stops
+    if len(stops) == 3:
+        named = stops[2].split(", ")
+        everyone = [f"server-{i}" for i in range(1, servers + 1)]
+        assert named == [name for name in everyone if name in named], stops
+
+
+@contextlib.contextmanager
+def running(folder: Path, **kwargs: Any) -> Iterator[SupervisorRun]:
+    """A started, ready stack for a module's tests; whatever is left is cleaned up after."""
+    stack = SupervisorRun(folder, **kwargs)
+    stack.start()
+    try:
+        stack.wait_ready(timeout=60)
+        yield stack
+    finally:
+        stack.cleanup()

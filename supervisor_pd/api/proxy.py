@@ -157,6 +157,10 @@ class Proxy:
     async def forward(self, request: web.Request) -> web.StreamResponse:
         openai = request.path in OPENAI_PATHS
         if self.draining:
+            # Take the body first: closing the connection while the client still sends it would
+            # hide the 503 from the client behind a write error.
+            with contextlib.suppress(web.HTTPException, ConnectionError):
+                await request.read()
             response = (openai_error if openai else mindie_error)(503, "The service is shutting down; retry later.")
             response.headers["Retry-After"] = RETRY_AFTER
             return response

@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +84,10 @@ class _ServerLog(logging.Handler):
             self.supervisor.log(line)
 
 
+# How long idle keep-alive connections get, at the very end, to be used once more and closed.
+LINGER_SECONDS = 2.0
+
+
 class ApiServer:
     def __init__(self, supervisor: Supervisor, settings: Settings) -> None:
         self.supervisor = supervisor
@@ -99,9 +105,29 @@ class ApiServer:
         if phase in (Phase.DRAINING, Phase.FAILED, Phase.STOPPED):
             self.proxy.draining = True
 
+    async def _close_connections_gently(self, runner: web.AppRunner) -> None:
+        """Stop listening, then give keep-alive connections up to LINGER_SECONDS to carry one more
+        request each (answered with `Connection: close`) before the rest are closed: a connection
+        closed while its client is sending on it loses that request without a reply."""
+        for site in list(runner.sites):
+            await site.stop()
+        self.proxy.draining = True
+        server = runner.server
+        deadline = time.monotonic() + LINGER_SECONDS
+        # Polled: aiohttp has no event for "no connection left".
+        while server is not None and server.connections and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+    async def _close_when_draining(self, request: web.Request, response: web.StreamResponse) -> None:
+        """While draining, every reply closes its connection: an idle keep-alive connection left
+        for the final shutdown to close could be closed under a request the client is sending."""
+        if self.proxy.draining:
+            response.force_close()
+
     def app(self) -> web.Application:
         limit = self.settings.proxy_max_body_bytes or self.plan.coordinator.body_limit
         app = web.Application(middlewares=[errors], client_max_size=limit)
+        app.on_response_prepare.append(self._close_when_draining)
         for name in PROBES:
             app.router.add_get(f"/{name}", self.probe)
             app.router.add_get(f"/{name}/{{check}}", self.probe)
@@ -141,6 +167,7 @@ class ApiServer:
 
     async def stop(self) -> None:
         if self._runner is not None:
+            await self._close_connections_gently(self._runner)
             await self._runner.cleanup()
             self._runner = None
         await self.proxy.close()

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.simstack import wait_until
-from tests.superstack import SupervisorRun
+from tests.superstack import SupervisorRun, running
 
 TOKEN = "s3cret-token-for-tests"
 CHAT = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
@@ -28,13 +28,8 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorRun]:
-    stack = SupervisorRun(tmp_path_factory.mktemp("api"), env={"SUPERVISOR_PD_API_TOKEN": TOKEN})
-    stack.start()
-    try:
-        stack.wait_ready()
+    with running(tmp_path_factory.mktemp("api"), env={"SUPERVISOR_PD_API_TOKEN": TOKEN}) as stack:
         yield stack
-    finally:
-        stack.cleanup()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.simstack import http, wait_until
-from tests.superstack import SupervisorRun
+from tests.superstack import SupervisorRun, check_stop_order
 
 SLOW_TOKENS = {"SUPERVISOR_PD_SIM_TPOT_MS": "20"}
 FRESH_METRICS = {"SUPERVISOR_PD_METRICS_CACHE_SECONDS": "0", "SUPERVISOR_PD_METRICS_TIMEOUT": "0.3"}
@@ -185,6 +185,7 @@ def test_drain_refuses_new_requests_and_lets_streams_finish(runs) -> None:  # ty
         api.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
     assert refused.value.status_code == 503
     assert refused.value.response.headers["Retry-After"]
+    assert refused.value.response.headers["Connection"] == "close"
     # Kubernetes sends SIGTERM after the preStop hook: the drain under way is left alone.
     assert run.process is not None
     run.process.send_signal(signal.SIGTERM)
@@ -197,8 +198,7 @@ def test_drain_refuses_new_requests_and_lets_streams_finish(runs) -> None:  # ty
     assert any(
         line.startswith("service: ready -> draining: drain requested through the control socket") for line in lines
     )
-    stops = [line.split(" (")[0].removeprefix("stopping ") for line in lines if line.startswith("stopping ")]
-    assert stops == ["controller", "coordinator", "server-1, server-2, server-3, server-4"]
+    check_stop_order(lines)
     assert not (run.state / "api.sock").exists()
 
 

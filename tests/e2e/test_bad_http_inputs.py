@@ -20,7 +20,7 @@ import pytest
 
 from tests.corpus.bad_inputs import HTTP_CASES, SLOW_CASES, TOKEN, HttpCase, SlowCase
 from tests.report import record
-from tests.superstack import SupervisorRun
+from tests.superstack import SupervisorRun, running
 
 REPLY_TIMEOUT = 10.0  # a reply later than this counts as a hang
 PROBE_BOUND = 1.0  # longest a probe may take while slow clients hold connections
@@ -28,13 +28,8 @@ PROBE_BOUND = 1.0  # longest a probe may take while slow clients hold connection
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorRun]:
-    stack = SupervisorRun(tmp_path_factory.mktemp("bad-http"), env={"SUPERVISOR_PD_API_TOKEN": TOKEN})
-    stack.start()
-    try:
-        stack.wait_ready()
+    with running(tmp_path_factory.mktemp("bad-http"), env={"SUPERVISOR_PD_API_TOKEN": TOKEN}) as stack:
         yield stack
-    finally:
-        stack.cleanup()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pytest
 
 from tests import container
 from tests.simstack import http, wait_until
+from tests.superstack import check_stop_order
 
 TAG = "supervisor-pd:e2e"
 STOP_TIMEOUT = 30
@@ -84,8 +85,7 @@ def test_demo_image_serves_a_stream_and_stops_cleanly(image: str, name: str) -> 
     assert exit_code == "0", "\n".join(lines[-40:])
     assert took < STOP_TIMEOUT, f"docker stop took {took:.1f} s: the grace period ran out"
     assert any(line.startswith("service: ready -> draining: SIGTERM received") for line in lines), lines[-40:]
-    stops = [line.split(" (")[0].removeprefix("stopping ") for line in lines if line.startswith("stopping ")]
-    assert stops == ["controller", "coordinator", "server-1, server-2, server-3, server-4"], lines[-40:]
+    check_stop_order(lines)
     assert lines[-1].startswith("service: draining -> stopped"), lines[-5:]
 
 

@@ -30,7 +30,7 @@ import pytest
 from tests.helpers import REPO
 from tests.report import record
 from tests.simstack import http, wait_until
-from tests.superstack import SupervisorRun, alive, descendants
+from tests.superstack import SupervisorRun, alive, descendants, running
 
 FULL = os.environ.get("SUPERVISOR_PD_RELIABILITY") == "full"
 STREAMS = 32 if FULL else 8
@@ -57,15 +57,25 @@ class Load:
         argv = [sys.executable, "-m", "tests.streamload", url, "--streams", str(streams)]
         argv += ["--seconds", str(seconds), "--deadline", "30", "--max-tokens", str(TOKENS)]
         self.process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stopped = False
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process.poll() is None and not self.stopped:
+            self.stopped = True
             self.process.send_signal(signal.SIGTERM)
 
     def result(self, timeout: float = 90) -> dict[str, Any]:
         out, err = self.process.communicate(timeout=timeout)
         assert self.process.returncode == 0, err
         return json.loads(out)
+
+
+def stop_when_unready(run: SupervisorRun, load: Load) -> None:
+    """New requests stop once /readyz fails, as they would behind a Service (the endpoint is
+    removed); requests already sent carry on. Without this, a request that reaches the port in
+    the instant the process exits is reset by the kernel, which no server can answer."""
+    wait_until(lambda: run.api("GET", "/readyz", timeout=2)[0] != 200, 30, interval=0.02, what="readyz to fail")
+    load.stop()
 
 
 def status(run: SupervisorRun) -> dict[str, Any]:
@@ -154,14 +164,9 @@ def under_load(
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorRun]:
-    run = SupervisorRun(tmp_path_factory.mktemp("matrix"), change=eight_servers, env=STACK_ENV)
-    run.start()
-    try:
-        run.wait_ready(timeout=60)
+    with running(tmp_path_factory.mktemp("matrix"), change=eight_servers, env=STACK_ENV) as run:
         assert len(by_role(run, "prefill")) == 4 and len(by_role(run, "decode")) == 4
         yield run
-    finally:
-        run.cleanup()
 
 
 def restarted(run: SupervisorRun, names: list[str], before: dict[str, dict[str, Any]]) -> Callable[[], bool]:
@@ -337,13 +342,15 @@ def runs(tmp_path: Path) -> Iterator[Callable[..., SupervisorRun]]:
 
 
 def test_crash_loop_spends_the_budget_and_stops_cleanly(runs: Callable[..., SupervisorRun]) -> None:
-    # server-4 dies 2 s after every start: ready, serving, then gone, again and again.
-    run = runs(env={"SUPERVISOR_PD_SIM_FAULTS": "server-4:crash_after=2", "SUPERVISOR_PD_RESTART_BUDGET": "2"})
+    # server-4 dies 3 s after every start: ready, serving, then gone, again and again.
+    run = runs(env={"SUPERVISOR_PD_SIM_FAULTS": "server-4:crash_after=3", "SUPERVISOR_PD_RESTART_BUDGET": "2"})
     process = run.start()
     run.wait_ready(timeout=60)
     load = Load(run, seconds=30)
     try:
         began = time.monotonic()
+        run.wait_log(r"giving up: server-4 failed too often", timeout=60)
+        stop_when_unready(run, load)
         assert process.wait(60) == 3
         took = time.monotonic() - began
     finally:
@@ -352,7 +359,7 @@ def test_crash_loop_spends_the_budget_and_stops_cleanly(runs: Callable[..., Supe
     assert "giving up: server-4 failed too often" in run.log()
     assert not [p for p in descendants(process.pid) if alive(p)]
     service = "server-4 restarted with backoff until the budget (2) ran out; then a drain and exit code 3"
-    Row("a Server that crash-loops (dies 2 s after each start)", service, result, None).check_and_record()
+    Row("a Server that crash-loops (dies 3 s after each start)", service, result, None).check_and_record()
     record("escalations", {"fault": "crash loop", "exit_code": 3, "seconds": round(took, 2)})
 
 
@@ -365,6 +372,7 @@ def test_sigterm_with_64_streams_in_flight(runs: Callable[..., SupervisorRun]) -
         wait_until(lambda: streams_in_flight(run) >= 48, 30, what="64 streams in flight")
         began = time.monotonic()
         process.send_signal(signal.SIGTERM)
+        stop_when_unready(run, load)
         code = process.wait(40)
         took = time.monotonic() - began
     finally:
@@ -376,8 +384,8 @@ def test_sigterm_with_64_streams_in_flight(runs: Callable[..., SupervisorRun]) -
     # Streams in flight finished; new ones got 503 + Retry-After, or found the port closed.
     assert all(p["status"] == 503 for p in errors), errors[:3]
     service = (
-        f"drained: streams in flight finished, new requests got 503 + Retry-After; every process stopped; "
-        f"exit 0 after {took:.1f} s (grace 20 s)"
+        f"drained: streams in flight finished, requests sent meanwhile got 503 + Retry-After; every process "
+        f"stopped; exit 0 after {took:.1f} s (grace 20 s). New requests stop when /readyz fails"
     )
     row = Row("SIGTERM with 64 streams in flight", service, result, None)
     row.check_and_record()
@@ -392,6 +400,7 @@ def test_second_sigterm_during_drain_stops_at_once(runs: Callable[..., Superviso
     try:
         wait_until(lambda: streams_in_flight(run) >= STREAMS // 2, 30, what="streams in flight")
         process.send_signal(signal.SIGTERM)
+        stop_when_unready(run, load)
         run.wait_log(r"draining within")
         began = time.monotonic()
         process.send_signal(signal.SIGTERM)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.simstack import wait_until
-from tests.superstack import SupervisorRun, descendants
+from tests.superstack import SupervisorRun, descendants, running
 
 TOKEN = f"tok-{uuid.uuid4().hex}"
 WRONG = f"wrong-{uuid.uuid4().hex}"
@@ -29,16 +29,9 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorRun]:
-    stack = SupervisorRun(
-        tmp_path_factory.mktemp("security"),
-        env={"SUPERVISOR_PD_API_TOKEN": TOKEN, "POD_IP": POD_IP, "MINDIE_LOG_TO_FILE": "1"},
-    )
-    stack.start()
-    try:
-        stack.wait_ready()
+    env = {"SUPERVISOR_PD_API_TOKEN": TOKEN, "POD_IP": POD_IP, "MINDIE_LOG_TO_FILE": "1"}
+    with running(tmp_path_factory.mktemp("security"), env=env) as stack:
         yield stack
-    finally:
-        stack.cleanup()
 
 
 def status(run: SupervisorRun) -> dict:  # type: ignore[type-arg]
