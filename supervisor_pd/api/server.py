@@ -122,7 +122,10 @@ class ApiServer:
         """While draining, every reply closes its connection: an idle keep-alive connection left
         for the final shutdown to close could be closed under a request the client is sending."""
         if self.proxy.draining:
+            # Both: the header tells the client, force_close makes the server close after it
+            # (by this hook aiohttp has already chosen the headers from keep-alive).
             response.force_close()
+            response.headers["Connection"] = "close"
 
     def app(self) -> web.Application:
         limit = self.settings.proxy_max_body_bytes or self.plan.coordinator.body_limit

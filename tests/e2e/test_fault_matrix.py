@@ -552,13 +552,20 @@ def test_the_disk_for_logs_full(runs: Callable[..., SupervisorRun]) -> None:
         result = load.result()
         filler.unlink()
 
-        def written_again() -> bool:
-            # A Server answering SIGUSR1 writes a line (twice: slow, then prompt again).
+        def toggle() -> None:
+            """A Server answering SIGUSR1 writes a line; one signal at a time, so none merge."""
+            seen = run.log().count("management answers")
             os.kill(run.pid_of("server-1"), signal.SIGUSR1)
+            wait_until(lambda: run.log().count("management answers") > seen, 10, what="the Server's line")
+
+        def written_again() -> bool:
+            toggle()
+            toggle()  # prompt again, as before
             return "log file of server-1 is written again" in run.log()
 
         wait_until(written_again, 30, interval=0.5, what="a log file written again")
-        assert process.poll() is None and all_ready(run)
+        assert process.poll() is None
+        wait_until(lambda: all_ready(run), 30, what="every process ready")
     finally:
         run.cleanup()
         undo()
