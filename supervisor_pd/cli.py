@@ -31,8 +31,21 @@ def _base() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:  # ty
     return parser, commands
 
 
-def _parser() -> argparse.ArgumentParser:
+def _plan_flags(
+    parser: argparse.ArgumentParser, simulate_help: str, output_flag: str = "--output", api_port_help: str = ""
+) -> None:
+    """The flags every command that plans takes: inputs, where the files go, host, HTTP port."""
     from supervisor_pd.settings import SimProfile
+
+    parser.add_argument("--conf-dir", type=Path, help="folder with the input MindIE configs")
+    parser.add_argument(
+        output_flag, dest="output", type=Path, metavar="DIR", help="folder to write the generated files to"
+    )
+    parser.add_argument("--simulate", choices=[profile.value for profile in SimProfile], help=simulate_help)
+    parser.add_argument("--api-port", metavar="PORT", help=api_port_help or "supervisor_pd's HTTP port")
+
+
+def _parser() -> argparse.ArgumentParser:
 
     parser, commands = _base()
 
@@ -42,16 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Discover the host, plan the Servers, their ports and CPU sets, and write "
         "config<n>.json, ms_controller.json, ms_coordinator.json and global_ranktable.json.",
     )
-    plan.add_argument("--conf-dir", type=Path, help="folder with the input MindIE configs")
-    plan.add_argument("--output", type=Path, help="folder to write the generated files to")
+    _plan_flags(plan, "plan for a simulated host instead of this machine")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.add_argument("--dry-run", action="store_true", help="plan and print, write nothing")
-    plan.add_argument(
-        "--simulate",
-        choices=[profile.value for profile in SimProfile],
-        help="plan for a simulated host instead of this machine",
-    )
-    plan.add_argument("--api-port", metavar="PORT", help="supervisor_pd's HTTP port")
 
     run = commands.add_parser(
         "run",
@@ -59,14 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Discover, plan and write the files like `plan`, then start Servers -> Coordinator -> "
         "Controller gated on readiness, restart what fails, and drain on SIGTERM.",
     )
-    run.add_argument("--conf-dir", type=Path, help="folder with the input MindIE configs")
-    run.add_argument("--output", type=Path, help="folder to write the generated files to")
-    run.add_argument(
-        "--simulate",
-        choices=[profile.value for profile in SimProfile],
-        help="run on a simulated host with the simulated MindIE processes",
-    )
-    run.add_argument("--api-port", metavar="PORT", help="supervisor_pd's HTTP port")
+    _plan_flags(run, "run on a simulated host with the simulated MindIE processes")
 
     export = commands.add_parser(
         "export",
@@ -88,17 +87,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the supervisord.conf to write (default: stdout)",
     )
-    supervisord.add_argument("--conf-dir", type=Path, help="folder with the input MindIE configs")
-    # dest "output" is the generated-config folder, as `run --output` is.
-    supervisord.add_argument(
-        "--output-dir", dest="output", type=Path, metavar="DIR", help="folder to write the generated files to"
+    # --output is the conf here; the generated-config folder (dest "output", as `run --output`) is --output-dir.
+    _plan_flags(
+        supervisord,
+        "export for a simulated host with the simulated MindIE processes",
+        output_flag="--output-dir",
+        api_port_help="supervisor_pd's HTTP port, kept free by the plan",
     )
-    supervisord.add_argument(
-        "--simulate",
-        choices=[profile.value for profile in SimProfile],
-        help="export for a simulated host with the simulated MindIE processes",
-    )
-    supervisord.add_argument("--api-port", metavar="PORT", help="supervisor_pd's HTTP port, kept free by the plan")
 
     show = commands.add_parser("settings", help="show the effective settings, or their reference")
     show.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
