@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -110,54 +111,61 @@ def count_children(root: int, n: int) -> int:
     return names
 
 
-def boot_supervisor(n: int) -> dict[str, float]:
+@contextlib.contextmanager
+def supervisor_run(
+    profile: str, change: Callable[[dict], None] | None = None, extra: dict[str, str] | None = None
+) -> Iterator[tuple[Path, Ports, subprocess.Popen[bytes], float]]:
+    """`supervisor-pd run --simulate PROFILE` in a fresh folder, logging to supervisor.log, with the
+    wall time it was launched; stopped with SIGTERM (SIGKILL to the tree after 40 s) at the end."""
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         ports = Ports(free_base())
-        conf = make_conf(tmp / "conf", ports, one_world)
-        env = environment(tmp, ports)
-        log = (tmp / "supervisor.log").open("wb")
-        began = time.time()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor_pd", "run", "--simulate", PROFILE[n], "--conf-dir", str(conf)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_until(
-                lambda: count_children(process.pid, n) == n + 2, timeout=120, interval=0.01, what="every child spawned"
+        conf = make_conf(tmp / "conf", ports, change)
+        env = environment(tmp, ports, extra)
+        with (tmp / "supervisor.log").open("wb") as log:
+            launched = time.time()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "supervisor_pd", "run", "--simulate", profile, "--conf-dir", str(conf)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-            spawned = time.time() - began
-            out = tmp / "state" / "conf"
-            managements = server_ports(out, n)
-            wait_until(lambda: service_ready(ports, managements), timeout=120, interval=0.05, what="ready")
-            ready = time.time() - began
-            records = [
-                json.loads(line) for line in (tmp / "supervisor.log").read_text().splitlines() if line.startswith("{")
-            ]
-            starts = [r["time"] for r in records if r["process"] == "supervisor" and "pending -> starting" in r["line"]]
-            servers = [
-                r["time"]
-                for r in records
-                if r["process"] == "supervisor"
-                and "pending -> starting" in r["line"]
-                and r["line"].startswith("server-")
-            ]
-            return {
-                "first_spawn": min(starts) - began,
-                "servers_spawned": max(servers) - min(servers),
-                "spawned": spawned,
-                "ready": ready,
-            }
-        finally:
-            process.send_signal(signal.SIGTERM)
             try:
-                process.wait(40)
-            except subprocess.TimeoutExpired:
-                kill_tree(process.pid)
-            log.close()
+                yield tmp, ports, process, launched
+            finally:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(40)
+                except subprocess.TimeoutExpired:
+                    kill_tree(process.pid)
+
+
+def boot_supervisor(n: int) -> dict[str, float]:
+    with supervisor_run(PROFILE[n], one_world) as (tmp, ports, process, began):
+        wait_until(
+            lambda: count_children(process.pid, n) == n + 2, timeout=120, interval=0.01, what="every child spawned"
+        )
+        spawned = time.time() - began
+        out = tmp / "state" / "conf"
+        managements = server_ports(out, n)
+        wait_until(lambda: service_ready(ports, managements), timeout=120, interval=0.05, what="ready")
+        ready = time.time() - began
+        records = [
+            json.loads(line) for line in (tmp / "supervisor.log").read_text().splitlines() if line.startswith("{")
+        ]
+        starts = [r["time"] for r in records if r["process"] == "supervisor" and "pending -> starting" in r["line"]]
+        servers = [
+            r["time"]
+            for r in records
+            if r["process"] == "supervisor" and "pending -> starting" in r["line"] and r["line"].startswith("server-")
+        ]
+        return {
+            "first_spawn": min(starts) - began,
+            "servers_spawned": max(servers) - min(servers),
+            "spawned": spawned,
+            "ready": ready,
+        }
 
 
 def boot_bash(n: int) -> dict[str, float]:
@@ -219,133 +227,71 @@ def boot_bash(n: int) -> dict[str, float]:
 
 def crash_latency(kills: int) -> list[float]:
     """Kill a Server, measure from the kill to its replacement's spawn, with no backoff."""
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        ports = Ports(free_base())
-        conf = make_conf(tmp / "conf", ports)
-        env = environment(
-            tmp,
-            ports,
-            {
-                "SUPERVISOR_PD_RESTART_BACKOFF": "0",
-                "SUPERVISOR_PD_RESTART_BUDGET": "1000",
-                "SUPERVISOR_PD_SIM_STARTUP_SECONDS": "0.05",
-            },
-        )
+    extra = {
+        "SUPERVISOR_PD_RESTART_BACKOFF": "0",
+        "SUPERVISOR_PD_RESTART_BUDGET": "1000",
+        "SUPERVISOR_PD_SIM_STARTUP_SECONDS": "0.05",
+    }
+    latencies = []
+    with supervisor_run("800i-a2", extra=extra) as (tmp, _ports, _process, _launched):
         log_path = tmp / "supervisor.log"
-        log = log_path.open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor_pd", "run", "--simulate", "800i-a2", "--conf-dir", str(conf)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        latencies = []
-        try:
 
-            def records() -> list[dict]:
-                return [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+        def records() -> list[dict]:
+            return [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
 
+        wait_until(lambda: any("service: starting -> ready" in r["line"] for r in records()), timeout=60, what="ready")
+        for _ in range(kills):
+            starts = [r for r in records() if r["line"].startswith("server-2: ") and "-> starting: pid" in r["line"]]
+            pid = int(starts[-1]["line"].split("pid ")[1].split(":")[0])
             wait_until(
-                lambda: any("service: starting -> ready" in r["line"] for r in records()), timeout=60, what="ready"
+                lambda: any(
+                    r["line"].startswith("server-2: starting -> ready") and r["time"] > starts[-1]["time"]
+                    for r in records()
+                ),
+                timeout=30,
+                what="server-2 up",
             )
-            for _ in range(kills):
-                starts = [
-                    r for r in records() if r["line"].startswith("server-2: ") and "-> starting: pid" in r["line"]
-                ]
-                pid = int(starts[-1]["line"].split("pid ")[1].split(":")[0])
-                wait_until(
-                    lambda: any(
-                        r["line"].startswith("server-2: starting -> ready") and r["time"] > starts[-1]["time"]
-                        for r in records()
-                    ),
-                    timeout=30,
-                    what="server-2 up",
-                )
-                killed = time.time()
-                os.killpg(pid, signal.SIGKILL)
-                wait_until(
-                    lambda: (
-                        len(
-                            [
-                                r
-                                for r in records()
-                                if r["line"].startswith("server-2: ") and "-> starting: pid" in r["line"]
-                            ]
-                        )
-                        > len(starts)
-                    ),
-                    timeout=30,
-                    interval=0.005,
-                    what="the restart",
-                )
-                restarted = [
-                    r for r in records() if r["line"].startswith("server-2: ") and "-> starting: pid" in r["line"]
-                ][-1]
-                latencies.append(restarted["time"] - killed)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(40)
-            except subprocess.TimeoutExpired:
-                kill_tree(process.pid)
-            log.close()
-        return latencies
+            killed = time.time()
+            os.killpg(pid, signal.SIGKILL)
+            wait_until(
+                lambda: (
+                    len(
+                        [r for r in records() if r["line"].startswith("server-2: ") and "-> starting: pid" in r["line"]]
+                    )
+                    > len(starts)
+                ),
+                timeout=30,
+                interval=0.005,
+                what="the restart",
+            )
+            restarted = [
+                r for r in records() if r["line"].startswith("server-2: ") and "-> starting: pid" in r["line"]
+            ][-1]
+            latencies.append(restarted["time"] - killed)
+    return latencies
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
 
 
 def idle_cost(seconds: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        ports = Ports(free_base())
-        conf = make_conf(tmp / "conf", ports, one_world)
-        env = environment(tmp, ports)
-        log = (tmp / "supervisor.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor_pd", "run", "--simulate", "800i-a3", "--conf-dir", str(conf)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            out = tmp / "state" / "conf"
-            wait_until(lambda: (out / "config16.json").exists(), timeout=60, what="the plan")
-            wait_until(lambda: service_ready(ports, server_ports(out, 16)), timeout=120, what="ready")
-            time.sleep(3)
-            stat = Path(f"/proc/{process.pid}/stat")
-            before = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
-            time.sleep(seconds)
-            after = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
-            rss = (
-                next(
-                    int(line.split()[1])
-                    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
-                    if line.startswith("VmRSS:")
-                )
-                / 1024
-            )
-            guardian = [
-                pid for pid in descendants(process.pid) if b"guardian.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            ]
-            guardian_rss = (
-                next(
-                    int(line.split()[1])
-                    for line in Path(f"/proc/{guardian[0]}/status").read_text().splitlines()
-                    if line.startswith("VmRSS:")
-                )
-                / 1024
-                if guardian
-                else 0.0
-            )
-            return {"cpu_pct": 100 * (after - before) / TICKS / seconds, "rss": rss, "guardian_rss": guardian_rss}
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(40)
-            except subprocess.TimeoutExpired:
-                kill_tree(process.pid)
-            log.close()
+    with supervisor_run("800i-a3", one_world) as (tmp, ports, process, _launched):
+        out = tmp / "state" / "conf"
+        wait_until(lambda: (out / "config16.json").exists(), timeout=60, what="the plan")
+        wait_until(lambda: service_ready(ports, server_ports(out, 16)), timeout=120, what="ready")
+        time.sleep(3)
+        stat = Path(f"/proc/{process.pid}/stat")
+        before = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
+        time.sleep(seconds)
+        after = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
+        rss = rss_mib(process.pid)
+        guardian = [
+            pid for pid in descendants(process.pid) if b"guardian.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        guardian_rss = rss_mib(guardian[0]) if guardian else 0.0
+        return {"cpu_pct": 100 * (after - before) / TICKS / seconds, "rss": rss, "guardian_rss": guardian_rss}
 
 
 def main() -> None:
