@@ -7,6 +7,7 @@ code 2; nothing is written in that case.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,44 +113,33 @@ def _settings(args: argparse.Namespace) -> Settings:
         "output_dir": getattr(args, "output", None),
         "api_port": getattr(args, "api_port", None),
     }
-    settings = load_settings(**flags)
-    if settings.simulate is not None:
-        from supervisor_pd.simulator.activate import activate
-
-        activate(settings.simulate.value, settings.state_dir)
-        settings = load_settings(**flags)
-    return settings
+    return load_settings(**flags)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     import orjson
 
-    from supervisor_pd.confdir import load_inputs
-    from supervisor_pd.materialize import check_output, materialize
-    from supervisor_pd.plan.planner import make_plan
-    from supervisor_pd.plan.ports import BindChecker
+    from supervisor_pd.pipeline import prepare, write
     from supervisor_pd.plan.render import plan_json, plan_text
-    from supervisor_pd.platform.discover import discover
 
-    settings = _settings(args)
-    inputs = load_inputs(settings)
-    output = settings.output.absolute()
-    check_output(output, inputs.conf_dir)
-    facts = discover(settings)
-    plan = make_plan(facts, inputs, settings, BindChecker())
     written = not args.dry_run
-    if written:
-        materialize(plan, output)
+    prepared = prepare(_settings(args), "plan", lock=written)
+    try:
+        if written:
+            write(prepared)
+    finally:
+        prepared.release()
+    plan, output = prepared.plan, str(prepared.output)
     if args.json:
-        sys.stdout.write(orjson.dumps(plan_json(plan, str(output), written), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write(orjson.dumps(plan_json(plan, output, written), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(plan_text(plan, str(output), written))
+        sys.stdout.write(plan_text(plan, output, written))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from supervisor_pd.runtime.launch import run
+    from supervisor_pd.launch import run
 
     return run(_settings(args))
 
@@ -181,7 +171,30 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+# What a shell reports for a program ended by SIGPIPE (128 + 13), as `yes | head -1` shows.
+CLOSED_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            code = _main(argv)
+        except SystemExit as done:  # argparse's --help, --version and usage errors
+            if not isinstance(done.code, int | None):
+                raise
+            code = done.code or 0
+        sys.stdout.flush()  # here, so that a reader gone is caught below and not at exit
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): stop quietly, as any Unix tool does. Python would
+        # try to flush stdout again at exit and print a traceback there: point it at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return CLOSED_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words and words[0] in client.COMMANDS:
         parser, commands = _base()

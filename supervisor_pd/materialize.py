@@ -60,8 +60,11 @@ def check_output(output: Path, conf_dir: Path) -> Path:
     return target
 
 
-def materialize(plan: Plan, output: Path) -> Path:
-    """Write every file of `plan` into `output`, replacing a previous plan there atomically."""
+def materialize(plan: Plan, output: Path, owner: Path | None = None) -> Path:
+    """Write every file of `plan` into `output`, replacing a previous plan there atomically.
+
+    `owner`: the state folder lock of the command that will use these files; the marker names it
+    so that no other command rewrites the folder while that lock is held."""
     target = check_output(output, Path(plan.conf_dir))
     where = f"--output / {env_name('output_dir')}"
     staging: Path | None = None
@@ -71,7 +74,12 @@ def materialize(plan: Plan, output: Path) -> Path:
         staging.chmod(DIR_MODE)
         for planned in plan.files:
             write_file(staging / planned.name, planned.content)
-        summary = {"written_by": f"supervisor-pd {__version__}", "files": [f.name for f in plan.files]}
+        summary: dict[str, object] = {
+            "written_by": f"supervisor-pd {__version__}",
+            "files": [f.name for f in plan.files],
+        }
+        if owner is not None:
+            summary["owner"] = str(owner)
         write_file(staging / MARKER, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         fsync_dir(staging)
         if target.exists():

@@ -150,7 +150,15 @@ class Settings(BaseSettings):
         0, ge=0, description="Servers starting at once; a slot frees when a Server answers. 0 = all at once."
     )
     grace_seconds: float = Field(
-        25.0, gt=0, description="Drain deadline after SIGTERM; fits Kubernetes' default 30 s grace period."
+        25.0,
+        gt=0,
+        description="Drain deadline after SIGTERM; fits Kubernetes' default 30 s grace period. Each process "
+        "group stopped in turn gets its share of what is left.",
+    )
+    sighup: Literal["drain", "ignore"] = Field(
+        "drain",
+        description="SIGHUP (a closed terminal or ssh session, a supervisord-style reload): drain and stop like "
+        "SIGTERM, or ignore it (logged).",
     )
     stop_seconds: float = Field(
         30.0,

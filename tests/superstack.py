@@ -52,18 +52,19 @@ class SupervisorRun:
         self.env.update(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, stdout: Any = None) -> subprocess.Popen[bytes]:
+    def start(self, stdout: Any = None, file_limit: int | None = None) -> subprocess.Popen[bytes]:
+        """`supervisor-pd run` in its own session; `file_limit`: its RLIMIT_NOFILE, soft and hard."""
         argv = [sys.executable, "-m", "supervisor_pd", "run", "--simulate", self.profile, "--conf-dir", str(self.conf)]
-        if stdout is None:
-            handle = self.log_path.open("ab")
+        if file_limit is not None:
+            argv = ["prlimit", f"--nofile={file_limit}:{file_limit}", "--", *argv]
+        handle = self.log_path.open("ab") if stdout is None else None
+        try:
             self.process = subprocess.Popen(
-                argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+                argv, env=self.env, stdout=handle or stdout, stderr=subprocess.STDOUT, start_new_session=True
             )
-            handle.close()
-        else:
-            self.process = subprocess.Popen(
-                argv, env=self.env, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        finally:
+            if handle is not None:
+                handle.close()
         return self.process
 
     # --- observing ------------------------------------------------------------------------
@@ -80,6 +81,14 @@ class SupervisorRun:
 
     def wait_ready(self, timeout: float = 40.0, count: int = 1) -> None:
         self.wait_log(r"service: \w+ -> ready", timeout, count)
+
+    def status(self) -> dict[str, Any]:
+        """The supervisor's /v1/status (an empty dict when it does not answer)."""
+        code, body = self.api("GET", "/v1/status", timeout=5)
+        return json.loads(body) if code == 200 else {}
+
+    def process_status(self, name: str) -> dict[str, Any]:
+        return next((p for p in self.status().get("processes", []) if p["name"] == name), {})
 
     def server_config(self, index: int) -> dict[str, Any]:
         return json.loads((self.out / f"config{index}.json").read_text())["ServerConfig"]

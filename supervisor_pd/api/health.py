@@ -1,19 +1,20 @@
-"""Kubernetes-style checks, answered from the supervisor's memory: never a request to a child."""
+"""Kubernetes-style checks, answered from a snapshot of the engine: never a request to a child.
+
+/readyz is the engine's own judgement (runtime/health.py): every serving process's readiness
+observed since its last start, the Coordinator's after every Server's, nothing disrupted since.
+The checks below explain it; they cannot disagree with it, because they read the same facts.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from supervisor_pd.runtime.snapshot import Snapshot
 from supervisor_pd.runtime.spec import Kind
-from supervisor_pd.runtime.states import Phase, ProcState
-
-if TYPE_CHECKING:
-    from supervisor_pd.runtime.supervisor import Supervisor
+from supervisor_pd.runtime.states import Phase
 
 HEARTBEAT_LIMIT = 10.0
-_UP = (ProcState.READY, ProcState.UNHEALTHY)
 
 
 @dataclass(frozen=True)
@@ -23,49 +24,53 @@ class Check:
     detail: str
 
 
-def liveness(supervisor: Supervisor) -> list[Check]:
-    age = time.monotonic() - supervisor.heartbeat
+def liveness(view: Snapshot) -> list[Check]:
+    age = time.monotonic() - view.heartbeat
+    guardian = view.guardian
+    restarted = f" (started again {guardian.restarts} time(s); last: {guardian.last_exit})" if guardian.restarts else ""
     return [
         Check("loop", age < HEARTBEAT_LIMIT, f"the supervision loop last ran {age:.1f} s ago"),
         Check(
-            "escalation",
-            supervisor.phase is not Phase.FAILED,
-            supervisor.exit_reason or "no escalation under way",
+            "guardian",
+            guardian.pid is not None or not guardian.begun,
+            (
+                f"pid {guardian.pid}"
+                if guardian.pid is not None
+                else "not running, being started again"
+                if guardian.begun
+                else "not started yet (no child runs yet)"
+            )
+            + restarted,
         ),
+        Check("escalation", view.phase is not Phase.FAILED, view.exit_reason or "no escalation under way"),
     ]
 
 
-def _role(supervisor: Supervisor, name: str) -> str | None:
-    child = supervisor.children[name]
-    if child.current_role in ("prefill", "decode"):
-        return child.current_role
-    planned = child.spec.server.role.value if child.spec.server is not None else None
-    return planned if planned in ("prefill", "decode") else None
-
-
-def readiness(supervisor: Supervisor) -> list[Check]:
-    coordinator = supervisor.coordinator
-    coordinator_ok = supervisor.coordinator_ready and coordinator.state in _UP
-    ready = [
-        name
-        for name, ok in supervisor.servers_ready.items()
-        if ok and supervisor.children[name].state in _UP and supervisor.children[name].kind is Kind.SERVER
-    ]
-    prefill = [name for name in ready if _role(supervisor, name) == "prefill"]
-    decode = [name for name in ready if _role(supervisor, name) == "decode"]
-    draining = supervisor.phase in (Phase.DRAINING, Phase.STOPPED, Phase.FAILED)
+def readiness(view: Snapshot) -> list[Check]:
+    servers = view.of_kind(Kind.SERVER)
+    ready = [p for p in servers if p.ready]
+    missing = [p.name for p in servers if not p.ready]
+    prefill = [p.name for p in ready if p.role == "prefill"]
+    decode = [p.name for p in ready if p.role == "decode"]
+    coordinator = next(iter(view.of_kind(Kind.COORDINATOR)), None)
+    coordinator_ok = coordinator is not None and coordinator.ready
     return [
-        Check("coordinator", coordinator_ok, "the Coordinator is " + ("ready" if coordinator_ok else "not ready")),
+        Check(
+            "coordinator",
+            coordinator_ok,
+            "the Coordinator is ready, as seen after every Server"
+            if coordinator_ok
+            else "the Coordinator is not ready",
+        ),
         Check("prefill", bool(prefill), f"ready: {', '.join(prefill)}" if prefill else "no prefill Server is ready"),
         Check("decode", bool(decode), f"ready: {', '.join(decode)}" if decode else "no decode Server is ready"),
-        Check("not-draining", not draining, f"service {supervisor.phase.value}"),
+        Check("servers", not missing, f"not ready: {', '.join(missing)}" if missing else "every Server is role-ready"),
+        Check("service", view.ready, f"{view.phase.value}: {view.phase_reason}"),
+        Check("not-draining", not view.stopping, f"service {view.phase.value}"),
     ]
 
 
-def startup(supervisor: Supervisor) -> list[Check]:
-    checks = [
-        Check(child.name, child.ready_once, "reached ready" if child.ready_once else f"{child.state.value}")
-        for child in supervisor.children.values()
-    ]
-    checks.append(Check("service", supervisor.ever_ready, "was ready" if supervisor.ever_ready else "not ready yet"))
+def startup(view: Snapshot) -> list[Check]:
+    checks = [Check(p.name, p.ever_up, "came up" if p.ever_up else p.state.value) for p in view.processes]
+    checks.append(Check("service", view.ever_ready, "was ready" if view.ever_ready else "not ready yet"))
     return checks

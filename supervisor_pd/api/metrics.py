@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,13 +21,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from supervisor_pd.runtime.events import Probe
+from supervisor_pd.runtime.snapshot import Snapshot
 from supervisor_pd.runtime.spec import Kind
 from supervisor_pd.runtime.states import Phase, ProcState
 
 if TYPE_CHECKING:
-    from supervisor_pd.runtime.child import Child
+    from supervisor_pd.plan.model import Plan
     from supervisor_pd.runtime.probes import Result
-    from supervisor_pd.runtime.supervisor import Supervisor
+
+View = Callable[[], Snapshot]
 
 SERVICE_HELP = {
     "supervisor_pd_service_requests_running": "Requests running on the Servers (sum of their num_requests_running).",
@@ -89,11 +92,11 @@ class ProxyMetrics:
 class SupervisorCollector(Collector):
     """Process states, restarts and the service phase, read from the supervisor at scrape time."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
-        self.supervisor = supervisor
+    def __init__(self, view: View) -> None:
+        self.view = view
 
     def collect(self) -> Iterable[Metric]:
-        supervisor = self.supervisor
+        view = self.view()
         state = GaugeMetricFamily(
             "supervisor_pd_process_state",
             "1 for the state each process is in.",
@@ -107,19 +110,19 @@ class SupervisorCollector(Collector):
             "Restarts of each process since the supervisor started.",
             labels=["process", "component"],
         )
-        for child in supervisor.children.values():
+        for child in view.processes:
             labels = [child.name, child.kind.value]
             for value in ProcState:
                 state.add_metric([*labels, value.value], 1.0 if child.state is value else 0.0)
-            up.add_metric(labels, 1.0 if child.state in (ProcState.READY, ProcState.UNHEALTHY) else 0.0)
+            up.add_metric(labels, 1.0 if child.up else 0.0)
             restarts.add_metric(labels, float(child.restarts))
         phase = GaugeMetricFamily("supervisor_pd_service_phase", "1 for the phase the service is in.", labels=["phase"])
         for value in Phase:
-            phase.add_metric([value.value], 1.0 if supervisor.phase is value else 0.0)
+            phase.add_metric([value.value], 1.0 if view.phase is value else 0.0)
         ready = GaugeMetricFamily("supervisor_pd_service_ready", "1 when the whole service is ready.")
-        ready.add_metric([], 1.0 if supervisor.phase is Phase.READY else 0.0)
+        ready.add_metric([], 1.0 if view.ready else 0.0)
         draining = GaugeMetricFamily("supervisor_pd_draining", "1 while the service drains to stop.")
-        draining.add_metric([], 1.0 if supervisor.phase is Phase.DRAINING else 0.0)
+        draining.add_metric([], 1.0 if view.phase is Phase.DRAINING else 0.0)
         # A count that only grows under steady traffic is a leak (a cancelled request whose
         # task never ended, for example).
         tasks = GaugeMetricFamily("supervisor_pd_event_loop_tasks", "asyncio tasks alive in supervisor_pd.")
@@ -203,19 +206,19 @@ class Target:
     url: str
 
 
-def targets(supervisor: Supervisor) -> list[Target]:
+def targets(plan: Plan, view: Snapshot) -> list[Target]:
     found = []
-    for child in supervisor.children.values():
+    for child in view.processes:
         server = child.spec.server
         if child.kind is Kind.SERVER and server is not None:
-            role = child.current_role or server.role.value
+            role = child.role or server.role.value
             found.append(
                 Target(
                     {"component": "server", "server": child.name, "role": role},
                     f"http://{server.ip}:{server.ports.metrics}/metrics",
                 )
             )
-    coordinator = supervisor.plan.coordinator
+    coordinator = plan.coordinator
     found.append(
         Target(
             {"component": "coordinator", "server": "", "role": ""},
@@ -226,15 +229,16 @@ def targets(supervisor: Supervisor) -> list[Target]:
 
 
 class MetricsEndpoint:
-    def __init__(self, supervisor: Supervisor, timeout: float, cache_seconds: float) -> None:
-        self.supervisor = supervisor
+    def __init__(self, plan: Plan, view: View, timeout: float, cache_seconds: float) -> None:
+        self.plan = plan
+        self.view = view
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.cache_seconds = cache_seconds
         # `_created` series double the lines for nothing a dashboard uses, and every line costs
         # event-loop time on each scrape.
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(SupervisorCollector(supervisor))
+        self.registry.register(SupervisorCollector(view))
         self.proxy = ProxyMetrics(self.registry)
         self.health_seconds = Histogram(
             "supervisor_pd_health_check_seconds",
@@ -243,13 +247,14 @@ class MetricsEndpoint:
             buckets=HEALTH_BUCKETS,
             registry=self.registry,
         )
-        supervisor.on_health.append(self.observe_health)
+        self._components = {p.name: p.kind.value for p in view().processes}
         self._session: aiohttp.ClientSession | None = None
         self._cache: tuple[float, bytes] | None = None
         self._lock = asyncio.Lock()
 
-    def observe_health(self, child: Child, result: Result) -> None:
-        self.health_seconds.labels(child.name, child.kind.value).observe(result.seconds)
+    def observe_health(self, name: str, probe: Probe, result: Result) -> None:
+        if probe in (Probe.LIVE, Probe.READY):
+            self.health_seconds.labels(name, self._components.get(name, "")).observe(result.seconds)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -266,7 +271,7 @@ class MetricsEndpoint:
                 self._session = aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30), timeout=self.timeout
                 )
-            found = targets(self.supervisor)
+            found = targets(self.plan, self.view())
             scrapes = [asyncio.ensure_future(self._scrape(target)) for target in found]
             # Let the requests go out, then render our own metrics while the children answer.
             for _ in range(3):

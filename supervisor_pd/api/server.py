@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,9 +31,11 @@ from supervisor_pd.api.metrics import MetricsEndpoint
 from supervisor_pd.api.proxy import Proxy
 from supervisor_pd.api.status import process, status
 from supervisor_pd.errors import InputError
+from supervisor_pd.plan.model import Plan
+from supervisor_pd.runtime.events import Drain, Restart
 from supervisor_pd.runtime.logs import SUPERVISOR
-from supervisor_pd.runtime.states import Phase
-from supervisor_pd.runtime.supervisor import Command, Stop
+from supervisor_pd.runtime.snapshot import ProcessView
+from supervisor_pd.runtime.states import ALIVE, ProcState
 from supervisor_pd.settings import Settings, env_name
 
 if TYPE_CHECKING:
@@ -89,21 +93,22 @@ LINGER_SECONDS = 2.0
 
 
 class ApiServer:
-    def __init__(self, supervisor: Supervisor, settings: Settings) -> None:
+    """Reads the supervisor only through `snapshot()` and acts on it only through `post()`."""
+
+    def __init__(self, supervisor: Supervisor, plan: Plan, settings: Settings) -> None:
         self.supervisor = supervisor
         self.settings = settings
-        self.plan = supervisor.plan
+        self.plan = plan
         self.token = settings.token()
-        self.metrics = MetricsEndpoint(supervisor, settings.metrics_timeout, settings.metrics_cache_seconds)
+        self.metrics = MetricsEndpoint(
+            plan, supervisor.snapshot, settings.metrics_timeout, settings.metrics_cache_seconds
+        )
         self.proxy = Proxy(self.plan, settings, self.metrics.proxy)
         self._runner: web.AppRunner | None = None
         self.socket_path: Path = settings.socket_path
+        self._socket_inode: tuple[int, int] | None = None
         supervisor.drain_hooks.append(self.proxy.drain)
-        supervisor.on_phase.append(self._on_phase)
-
-    def _on_phase(self, phase: Phase) -> None:
-        if phase in (Phase.DRAINING, Phase.FAILED, Phase.STOPPED):
-            self.proxy.draining = True
+        supervisor.on_probe.append(self.metrics.observe_health)
 
     async def _close_connections_gently(self, runner: web.AppRunner) -> None:
         """Stop listening, then give keep-alive connections up to LINGER_SECONDS to carry one more
@@ -160,8 +165,10 @@ class ApiServer:
             raise InputError(env_name("api_port"), f"port {port} on {host} cannot be used: {exc.strerror}") from None
         try:
             self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            self.socket_path.unlink(missing_ok=True)
+            self._remove_stale_socket()
             sock = unixsock.listen(self.socket_path)
+            made = self.socket_path.lstat()
+            self._socket_inode = (made.st_dev, made.st_ino)
         except OSError as exc:
             await self.stop()
             raise InputError(env_name("api_socket"), f"{self.socket_path} cannot be created: {exc.strerror}") from None
@@ -175,13 +182,38 @@ class ApiServer:
             self._runner = None
         await self.proxy.close()
         await self.metrics.close()
-        self.socket_path.unlink(missing_ok=True)
+        self._remove_own_socket()
+
+    def _remove_stale_socket(self) -> None:
+        """A socket left by a dead predecessor (the state folder's lock says it is dead) goes;
+        anything else at that path is not ours to delete."""
+        try:
+            found = self.socket_path.lstat()
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(found.st_mode):
+            raise InputError(
+                env_name("api_socket"), f"{self.socket_path} exists and is not a socket; it is not replaced"
+            )
+        self.socket_path.unlink()
+
+    def _remove_own_socket(self) -> None:
+        """Only the socket this server made: never one another supervisor made at the same path."""
+        if self._socket_inode is None:
+            return
+        try:
+            found = os.lstat(self.socket_path)
+        except OSError:
+            return
+        if (found.st_dev, found.st_ino) == self._socket_inode:
+            self.socket_path.unlink(missing_ok=True)
+        self._socket_inode = None
 
     # --- probes -------------------------------------------------------------------------
 
     async def probe(self, request: web.Request) -> web.Response:
         kind = request.path.strip("/").split("/")[0]
-        checks = PROBES[kind](self.supervisor)
+        checks = PROBES[kind](self.supervisor.snapshot())
         wanted = request.match_info.get("check")
         if wanted is not None:
             checks = [c for c in checks if c.name == wanted]
@@ -196,31 +228,33 @@ class ApiServer:
 
     # --- status -------------------------------------------------------------------------
 
-    def _child(self, request: web.Request) -> Any:
+    def _child(self, request: web.Request) -> ProcessView:
         name = request.match_info["name"]
-        child = self.supervisor.children.get(name)
+        view = self.supervisor.snapshot()
+        child = view.process(name)
         if child is None:
-            known = ", ".join(self.supervisor.children)
+            known = ", ".join(p.name for p in view.processes)
             raise _NotFound(f"no process named {_shown(name)!r}; known: {known}")
         return child
 
     async def status(self, request: web.Request) -> web.Response:
-        return json_response(status(self.supervisor))
+        return json_response(status(self.plan, self.supervisor.snapshot()))
 
     async def processes(self, request: web.Request) -> web.Response:
-        return json_response([process(self.supervisor, c) for c in self.supervisor.children.values()])
+        return json_response([process(self.plan, p) for p in self.supervisor.snapshot().processes])
 
     async def one_process(self, request: web.Request) -> web.Response:
         try:
             child = self._child(request)
         except _NotFound as exc:
             return json_response({"error": str(exc)}, 404)
-        return json_response(process(self.supervisor, child))
+        return json_response(process(self.plan, child))
 
     async def logs(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name != SUPERVISOR and name not in self.supervisor.children:
-            known = ", ".join([*self.supervisor.children, SUPERVISOR])
+        names = [p.name for p in self.supervisor.snapshot().processes]
+        if name != SUPERVISOR and name not in names:
+            known = ", ".join([*names, SUPERVISOR])
             return json_response({"error": f"no process named {_shown(name)!r}; known: {known}"}, 404)
         try:
             tail = int(request.query.get("tail", "100"))
@@ -277,20 +311,21 @@ class ApiServer:
             child = self._child(request)
         except _NotFound as exc:
             return json_response({"error": str(exc)}, 404)
-        if not child.state.running:
+        if child.state not in ALIVE or child.state is ProcState.STOPPING or self.supervisor.snapshot().stopping:
             return json_response({"error": f"{child.name} is {child.state.value}, not running"}, 409)
         self.supervisor.log(f"restart of {child.name} requested through the API")
-        self.supervisor.post(Command("restart", child.name))
+        self.supervisor.post(Restart(child.name))
         return json_response({"result": "restarting", "name": child.name}, 202)
 
     async def drain(self, request: web.Request) -> web.Response:
         denied = self._denied(request)
         if denied is not None:
             return denied
-        if self.supervisor.phase in (Phase.DRAINING, Phase.FAILED, Phase.STOPPED):
-            return json_response({"result": "already stopping", "phase": self.supervisor.phase.value}, 202)
+        view = self.supervisor.snapshot()
+        if view.stopping:
+            return json_response({"result": "already stopping", "phase": view.phase.value}, 202)
         via = "the control socket" if self._on_socket(request) else "the HTTP port"
-        self.supervisor.post(Stop(None, f"through {via}"))
+        self.supervisor.post(Drain(f"through {via}"))
         return json_response({"result": "draining", "grace_seconds": self.settings.grace_seconds}, 202)
 
 

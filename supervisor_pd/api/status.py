@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from supervisor_pd.plan.model import Plan
 from supervisor_pd.platform.cpuset import format_cpulist
+from supervisor_pd.runtime.snapshot import ProcessView, Snapshot
 from supervisor_pd.runtime.spec import Kind
 
-if TYPE_CHECKING:
-    from supervisor_pd.runtime.child import Child
-    from supervisor_pd.runtime.supervisor import Supervisor
 
-
-def _ports(supervisor: Supervisor, child: Child) -> dict[str, int]:
+def _ports(plan: Plan, child: ProcessView) -> dict[str, int]:
     server = child.spec.server
     if server is not None:
         return {
@@ -24,7 +22,7 @@ def _ports(supervisor: Supervisor, child: Child) -> dict[str, int]:
             "inter_comm": server.ports.inter_comm,
         }
     if child.kind is Kind.COORDINATOR:
-        c = supervisor.plan.coordinator
+        c = plan.coordinator
         return {
             "predict": c.predict_port,
             "manage": c.manage_port,
@@ -32,23 +30,24 @@ def _ports(supervisor: Supervisor, child: Child) -> dict[str, int]:
             "external": c.external_port,
             "alarm": c.alarm_port,
         }
-    return {"port": supervisor.plan.controller.port}
+    return {"port": plan.controller.port}
 
 
-def process(supervisor: Supervisor, child: Child) -> dict[str, Any]:
+def process(plan: Plan, child: ProcessView) -> dict[str, Any]:
     server = child.spec.server
     health = child.health
     return {
         "name": child.name,
         "component": child.kind.value,
-        "role": child.current_role or (server.role.value if server is not None else None),
+        "role": child.role,
         "pid": child.pid,
         "state": child.state.value,
+        "ready": child.ready,
         "since": child.since,
         "reason": child.reason,
         "restarts": child.restarts,
         "last_exit": child.last_exit,
-        "ports": _ports(supervisor, child),
+        "ports": _ports(plan, child),
         "devices": [d.phy_id for d in server.devices] if server is not None else [],
         "logical_devices": [d.logical_id for d in server.devices] if server is not None else [],
         "cpus": format_cpulist(child.spec.cpus) if child.spec.cpus else None,
@@ -59,16 +58,15 @@ def process(supervisor: Supervisor, child: Child) -> dict[str, Any]:
     }
 
 
-def status(supervisor: Supervisor) -> dict[str, Any]:
-    plan = supervisor.plan
+def status(plan: Plan, view: Snapshot) -> dict[str, Any]:
     coordinator, controller = plan.coordinator, plan.controller
     return {
-        "phase": supervisor.phase.value,
-        "phase_reason": supervisor.phase_reason,
-        "phase_seconds": round(time.monotonic() - supervisor.phase_since, 3),
-        "ready": supervisor.phase.value == "ready",
-        "ever_ready": supervisor.ever_ready,
-        "uptime_seconds": round(time.monotonic() - supervisor.started, 3),
+        "phase": view.phase.value,
+        "phase_reason": view.phase_reason,
+        "phase_seconds": round(time.monotonic() - view.phase_since, 3),
+        "ready": view.ready,
+        "ever_ready": view.ever_ready,
+        "uptime_seconds": round(time.monotonic() - view.started, 3),
         "supervisor": {"pid": os.getpid(), "api_port": plan.supervisor.api_port, "api_host": plan.supervisor.api_host},
         "plan": {
             "model": plan.model_name,
@@ -87,5 +85,10 @@ def status(supervisor: Supervisor) -> dict[str, Any]:
             "controller": f"{controller.ip}:{controller.port}",
             "control_cpus": format_cpulist(plan.control_cpus) if plan.control_cpus else None,
         },
-        "processes": [process(supervisor, child) for child in supervisor.children.values()],
+        "guardian": {
+            "pid": view.guardian.pid,
+            "restarts": view.guardian.restarts,
+            "last_exit": view.guardian.last_exit,
+        },
+        "processes": [process(plan, child) for child in view.processes],
     }

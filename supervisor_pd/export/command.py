@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor_pd.confdir import load_inputs, show_path
+from supervisor_pd.confdir import show_path
 from supervisor_pd.errors import InputError
 from supervisor_pd.export.supervisord import Dropped, Tools, render
-from supervisor_pd.materialize import DIR_MODE, check_output, fsync_dir, make_parents, materialize, write_file
-from supervisor_pd.plan.planner import make_plan
-from supervisor_pd.plan.ports import BindChecker
-from supervisor_pd.platform.discover import discover
+from supervisor_pd.materialize import DIR_MODE, fsync_dir, make_parents, write_file
+from supervisor_pd.pipeline import Prepared, applies_cpus, prepare, write
 from supervisor_pd.platform.facts import Level
-from supervisor_pd.runtime.launch import applies_cpus, check_commands
-from supervisor_pd.runtime.spec import build_specs
 from supervisor_pd.settings import Settings, env_name
 
 DESTINATION = "--output"
@@ -50,16 +45,22 @@ def output_dir_flag() -> Iterator[None]:
 
 def export_supervisord(settings: Settings, destination: Path | None) -> Exported:
     """Plan, write the MindIE files, and write (or, without a destination, return) the conf."""
-    inputs = load_inputs(settings)
+    if destination is not None:
+        _check_destination(destination.absolute(), settings.output.absolute())
     with output_dir_flag():
-        output = check_output(settings.output.absolute(), inputs.conf_dir)
+        prepared = prepare(settings, "export", lock=True)
+    try:
+        return _export(prepared, destination)
+    finally:
+        prepared.release()
+
+
+def _export(prepared: Prepared, destination: Path | None) -> Exported:
+    settings, output, plan = prepared.settings, prepared.output, prepared.plan
     target = _check_destination(destination.absolute(), output) if destination is not None else None
-    facts = discover(settings)
-    plan = make_plan(facts, inputs, settings, BindChecker())
     state = settings.state_dir.absolute()
-    environ = dict(os.environ)
-    specs = build_specs(plan, settings, environ, output, state)
-    check_commands(specs)
+    environ = prepared.environ
+    specs = list(prepared.specs)
     if not applies_cpus(settings):
         specs = [dataclasses.replace(spec, cpus=None) for spec in specs]
     tools = Tools(
@@ -71,7 +72,7 @@ def export_supervisord(settings: Settings, destination: Path | None) -> Exported
     staged = _stage(target, exported.text.encode()) if target is not None else None
     try:
         with output_dir_flag():
-            materialize(plan, output)
+            write(prepared)
         for spec in specs:
             try:
                 spec.cwd.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)

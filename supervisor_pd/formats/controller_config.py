@@ -18,6 +18,13 @@ class MultiNodeInfer(OpenModel):
     multi_node_infer_enable: StrictBool = False
 
 
+class ProcessManager(OpenModel):
+    """Where the Controller keeps the roles it assigned, to recover them after a restart (reference §3.2)."""
+
+    to_file: StrictBool = True
+    file_path: StrictStr = "./logs/controller_process_status.json"
+
+
 class PeriodicRoleDecision(OpenModel):
     auto_pd_role_switching_enable: StrictBool = True
 
@@ -36,5 +43,6 @@ class ControllerConfigFile(OpenModel):
     node_manager_port: StrictInt | None = None
     global_rank_table_file_path: StrictStr | None = None
     multi_node_infer_config: MultiNodeInfer | None = None
+    process_manager: ProcessManager = Field(default_factory=ProcessManager)
     digs_periodic_role_decision: PeriodicRoleDecision | None = None
     tls_config: dict[str, Any] = Field(default_factory=dict)

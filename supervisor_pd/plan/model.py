@@ -98,6 +98,8 @@ class ControllerPlan(Frozen):
     ip: str
     port: int
     node_manager_port: int
+    # The Controller's recovery file, relative to its working folder; None when it keeps none.
+    recovery_file: str | None = None
 
 
 class SupervisorPlan(Frozen):

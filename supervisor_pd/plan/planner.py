@@ -159,7 +159,13 @@ def make_plan(facts: HostFacts, inputs: ConfInputs, settings: Settings, checker:
         external_port=coordinator_ports["external_port"],
         alarm_port=coordinator_ports["alarm_port"],
     )
-    controller = ControllerPlan(ip=controller_ip, port=controller_port, node_manager_port=node_manager_port)
+    manager = inputs.controller.model.process_manager
+    controller = ControllerPlan(
+        ip=controller_ip,
+        port=controller_port,
+        node_manager_port=node_manager_port,
+        recovery_file=manager.file_path if manager.to_file else None,
+    )
     recorder = configs.Recorder()
     files = [
         PlannedFile(name=name, content=content)

@@ -8,8 +8,7 @@ board` and sysfs for NUMA, hccl.json / spod-info for A3 super-pod ids, hccn_tool
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -22,7 +21,7 @@ from supervisor_pd.platform.cpuset import container_cpuset, format_cpulist
 from supervisor_pd.platform.facts import Chip, DeviceType, HostFacts, Level, Notice
 from supervisor_pd.platform.hostfs import HostFS
 from supervisor_pd.platform.numa import ephemeral_port_range, numa_nodes, pci_numa_node
-from supervisor_pd.platform.tools import ToolError, ToolResult, run_tool
+from supervisor_pd.platform.tools import ToolError, ToolResult, run_tool, which
 from supervisor_pd.platform.visibility import parse_id_list
 from supervisor_pd.settings import Settings, env_name
 
@@ -35,14 +34,22 @@ _HCCL_JSON_LIMIT = 16 << 20
 class _Discovery:
     settings: Settings
     host: HostFS
+    environ: Mapping[str, str] | None
     notices: list[Notice]
 
     def note(self, level: Level, subject: str, message: str) -> None:
         self.notices.append(Notice(level, subject, message))
 
+    def which(self, name: str) -> bool:
+        return which(name, self.environ) is not None
+
+    def run(self, argv: list[str]) -> ToolResult:
+        """A host tool from the PATH discovery was given; raises ToolError."""
+        return run_tool(argv, self.settings.tool_timeout, self.environ)
+
     def tool(self, argv: list[str]) -> ToolResult:
         try:
-            return run_tool(argv, self.settings.tool_timeout)
+            return self.run(argv)
         except ToolError as exc:
             raise InputError(argv[0], f"{exc}; supervisor_pd needs it to discover the NPUs") from None
 
@@ -53,9 +60,11 @@ class _Discovery:
         return result.stdout
 
 
-def discover(settings: Settings) -> HostFacts:
-    """Everything planning needs to know about this host. Raises InputError on unusable facts."""
-    run = _Discovery(settings, HostFS(settings.host_root), [])
+def discover(settings: Settings, environ: Mapping[str, str] | None = None) -> HostFacts:
+    """Everything planning needs to know about this host. Raises InputError on unusable facts.
+
+    Host tools are looked up on, and run with, `environ` (default: this process's environment)."""
+    run = _Discovery(settings, HostFS(settings.host_root), environ, [])
     chips = _visible_chips(run)
     device_type, type_source = _device_type(run, chips)
     chips = _parallel(chips, lambda chip: _with_numa(run, chip))
@@ -201,9 +210,9 @@ def _device_type(run: _Discovery, chips: list[Chip]) -> tuple[DeviceType, str]:
     chosen = run.settings.device_type
     if chosen != "auto":
         return DeviceType(chosen), f"{env_name('device_type')}={chosen}"
-    if shutil.which("lspci"):
+    if run.which("lspci"):
         try:
-            result = run_tool(["lspci"], run.settings.tool_timeout)
+            result = run.run(["lspci"])
         except ToolError:
             result = None
         if result is not None and result.returncode == 0:
@@ -228,10 +237,7 @@ def _device_type(run: _Discovery, chips: list[Chip]) -> tuple[DeviceType, str]:
 
 def _with_numa(run: _Discovery, chip: Chip) -> Chip:
     try:
-        result = run_tool(
-            ["npu-smi", "info", "-t", "board", "-i", str(chip.npu_id), "-c", str(chip.chip_id)],
-            run.settings.tool_timeout,
-        )
+        result = run.run(["npu-smi", "info", "-t", "board", "-i", str(chip.npu_id), "-c", str(chip.chip_id)])
     except ToolError:
         return chip
     if result.returncode != 0:
@@ -266,10 +272,7 @@ def _super_pod(run: _Discovery, chips: list[Chip]) -> tuple[list[Chip], str | No
 
     def spod(chip: Chip) -> tuple[Chip, str | None]:
         try:
-            result = run_tool(
-                ["npu-smi", "info", "-t", "spod-info", "-i", str(chip.npu_id), "-c", str(chip.chip_id)],
-                run.settings.tool_timeout,
-            )
+            result = run.run(["npu-smi", "info", "-t", "spod-info", "-i", str(chip.npu_id), "-c", str(chip.chip_id)])
         except ToolError:
             return chip, None
         info = npusmi.parse_spod_info(result.stdout) if result.returncode == 0 else None
@@ -317,7 +320,7 @@ def _operator_hccl(run: _Discovery) -> HcclJson | None:
 
 
 def _device_ips(run: _Discovery, chips: list[Chip]) -> list[Chip]:
-    have_tool = shutil.which("hccn_tool") is not None
+    have_tool = run.which("hccn_tool")
     conf = hccn.parse_hccn_conf(run.host.read_text("/etc/hccn.conf") or "")
 
     def lookup(chip: Chip) -> tuple[Chip, str]:
@@ -326,7 +329,7 @@ def _device_ips(run: _Discovery, chips: list[Chip]) -> list[Chip]:
         why = "hccn_tool is not on PATH"
         if have_tool:
             try:
-                result = run_tool(["hccn_tool", "-i", str(chip.phy_id), "-ip", "-g"], run.settings.tool_timeout)
+                result = run.run(["hccn_tool", "-i", str(chip.phy_id), "-ip", "-g"])
                 address = hccn.parse_hccn_tool_ip(result.stdout) if result.returncode == 0 else None
                 if address is not None:
                     return replace(chip, device_ip=address, device_ip_source="hccn_tool"), ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from supervisor_pd.settings import without_secrets
@@ -33,9 +34,17 @@ class ToolResult:
         return f"`{self.command}` exited with {self.returncode}: {tail}"
 
 
-def run_tool(argv: list[str], timeout: float) -> ToolResult:
-    """Run a host tool found on PATH. Raises ToolError if it is missing or times out."""
-    executable = shutil.which(argv[0])
+def which(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """`name` on the PATH of `environ` (default: this process's environment)."""
+    env = os.environ if environ is None else environ
+    return shutil.which(name, path=env.get("PATH", os.defpath))
+
+
+def run_tool(argv: list[str], timeout: float, environ: Mapping[str, str] | None = None) -> ToolResult:
+    """Run a host tool found on the PATH of `environ` (default: this process's environment), with
+    that environment minus our secrets. Raises ToolError if it is missing or times out."""
+    env = os.environ if environ is None else environ
+    executable = which(argv[0], env)
     if executable is None:
         raise ToolError(f"`{argv[0]}` was not found on PATH")
     try:
@@ -45,7 +54,7 @@ def run_tool(argv: list[str], timeout: float) -> ToolResult:
             timeout=timeout,
             check=False,
             stdin=subprocess.DEVNULL,
-            env=without_secrets(os.environ),
+            env=without_secrets(env),
         )
     except subprocess.TimeoutExpired:
         raise ToolError(f"`{' '.join(argv)}` did not finish within {timeout:g} s") from None

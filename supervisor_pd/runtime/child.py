@@ -1,17 +1,15 @@
-"""One supervised child: its spec and everything the loop knows about its current run."""
+"""One supervised child: its spec and everything the engine knows about its current run."""
 
 from __future__ import annotations
 
 import signal
-import subprocess
 from dataclasses import dataclass, field
 
-import anyio
-
+from supervisor_pd.runtime.events import Probe
 from supervisor_pd.runtime.probes import Result
 from supervisor_pd.runtime.restart import Run
 from supervisor_pd.runtime.spec import Kind, ProcessSpec
-from supervisor_pd.runtime.states import ProcState
+from supervisor_pd.runtime.states import ALIVE, WAITING, ProcState
 
 
 def describe_exit(code: int) -> str:
@@ -25,31 +23,64 @@ def describe_exit(code: int) -> str:
 
 
 @dataclass
+class Readiness:
+    """Readiness as a dated fact of one run: `since` when the current streak of successful checks
+    began, `last` the latest success (both the time the request was sent). None: not ready."""
+
+    since: float | None = None
+    last: float | None = None
+
+    def observe(self, ok: bool, sent: float) -> None:
+        if not ok:
+            self.clear()
+            return
+        if self.since is None:
+            self.since = sent
+        self.last = sent
+
+    def clear(self) -> None:
+        self.since = self.last = None
+
+
+@dataclass
 class Child:
     spec: ProcessSpec
     state: ProcState = ProcState.PENDING
-    since: float = 0.0
+    since: float = 0.0  # wall-clock time of the last state change
     reason: str = "not started yet"
-    popen: subprocess.Popen[bytes] | None = None
+
+    # The current run: `run` counts starts, so facts about an earlier run are recognised.
+    run: int = 0
     pid: int | None = None
     pgid: int | None = None
     started_at: float | None = None
     start_deadline: float | None = None
-    restart_at: float | None = None
-    group_alive: bool = False
+    stop_deadline: float | None = None  # a graceful restart's SIGKILL time
+    # Something of a run may be left (its group or descendants) until GroupGone says otherwise.
+    remains: bool = False
+    killing: bool = False  # kill_tree() was asked for this run
     restart_when_stopped: bool = False
-    runs: list[Run] = field(default_factory=list)
+
+    # Restarts: when the next start may happen, the failure history, the counts shown.
+    restart_at: float | None = None
+    history: list[Run] = field(default_factory=list)
     restarts: int = 0
     last_exit: str | None = None
+    spawn_retries: int = 0  # starts put off for lack of the supervisor's own resources
+
+    # Health: liveness failures in a row, the latest result, readiness as a dated fact.
     failures: int = 0
-    health: Result | None = None
-    health_at: float | None = None
-    health_wall: float | None = None
-    ready_once: bool = False
     next_live: float = 0.0
+    next_up_probe: float = 0.0
+    health: Result | None = None
+    health_wall: float | None = None
+    readiness: Readiness = field(default_factory=Readiness)
+    ever_up: bool = False
+    probing: set[Probe] = field(default_factory=set)
+
+    # What the process says about itself (a Server's role), learned by the rules.
     role_status: str | None = None
     current_role: str | None = None
-    exited: anyio.Event | None = None
 
     @property
     def name(self) -> str:
@@ -60,6 +91,18 @@ class Child:
         return self.spec.kind
 
     @property
+    def alive(self) -> bool:
+        return self.state in ALIVE
+
+    @property
     def startable(self) -> bool:
-        """Not running, no process of its group left, and any restart delay over."""
-        return self.state in (ProcState.PENDING, ProcState.BACKOFF) and not self.group_alive and self.pid is None
+        """Waiting to start, and nothing of an earlier run is left."""
+        return self.state in WAITING and self.pid is None and not self.remains
+
+    def forget_run(self) -> None:
+        """What was true of the run that just ended is not true of the next one."""
+        self.readiness.clear()
+        self.probing.clear()
+        self.failures = 0
+        self.role_status = self.current_role = None
+        self.stop_deadline = None

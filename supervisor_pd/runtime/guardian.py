@@ -1,9 +1,11 @@
 """Kills what a dead supervisor leaves behind.
 
 Started by the supervisor with a pipe on stdin, in its own session. The supervisor writes
-`+PGID` when a child's process group appears and `-PGID` when it is gone. When the pipe closes
-(the supervisor exited, even by SIGKILL) every group still listed is killed. Children also have a
-parent-death signal, but that reaches only the child itself, not the workers it forked.
+`T<prefix>` once (the tag every child and its descendants carry in their environment,
+`SUPERVISOR_PD_PROCESS=<prefix><name>`), `+PGID` when a child's process group appears and `-PGID`
+when it is gone. When the pipe closes (the supervisor exited, even by SIGKILL) every group still
+listed is killed, then every process still carrying the tag: workers that left their group. The
+children's parent-death signal reaches only the children themselves.
 Standard library only; run as `python -I -S guardian.py`.
 """
 
@@ -13,19 +15,46 @@ import signal
 import sys
 
 
-def main() -> None:
+def tagged(needle):
+    found = []
+    for name in os.listdir("/proc"):  # noqa: PTH208 - no pathlib: this starts in milliseconds
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as handle:  # noqa: PTH123
+                environ = handle.read()
+        except OSError:
+            continue
+        if needle in b"\0" + environ:
+            found.append(int(name))
+    return found
+
+
+def main():
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     groups = set()
+    tag = None
     for line in sys.stdin:
         line = line.strip()
         if line[:1] == "+" and line[1:].isdigit():
             groups.add(int(line[1:]))
         elif line[:1] == "-" and line[1:].isdigit():
             groups.discard(int(line[1:]))
+        elif line[:1] == "T" and len(line) > 1:
+            tag = line[1:]
     for pgid in groups:
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
+    if tag:
+        needle = f"\0SUPERVISOR_PD_PROCESS={tag}".encode()
+        for _ in range(3):  # what forked while we were killing
+            found = [pid for pid in tagged(needle) if pid != os.getpid()]
+            if not found:
+                break
+            for pid in found:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 main()

@@ -37,40 +37,29 @@ class Prober:
         if self._session is not None:
             await self._session.close()
 
-    async def check(self, check: HttpCheck, parse: bool = False) -> Result:
-        result = await self._check(check, parse)
-        if not result.ok and result.detail.endswith("ServerDisconnectedError"):
-            result = await self._check(check, parse)
+    async def check(self, check: HttpCheck, limit: float | None = None, retry: bool = True) -> Result:
+        """GET `check`; `retry=False` for a request that must not be sent twice (/stopService)."""
+        result = await self._check(check, limit)
+        if retry and not result.ok and result.detail.endswith("ServerDisconnectedError"):
+            result = await self._check(check, limit)
         return result
 
-    async def _check(self, check: HttpCheck, parse: bool) -> Result:
+    async def _check(self, check: HttpCheck, limit: float | None) -> Result:
         assert self._session is not None
+        limit = limit if limit is not None else self.timeout.total
         began = time.monotonic()
         try:
-            async with self._session.get(check.url) as response:
+            async with self._session.get(check.url, timeout=aiohttp.ClientTimeout(total=limit)) as response:
                 raw = await response.read()
                 seconds = time.monotonic() - began
                 body = None
-                if parse and raw:
+                if raw[:1] == b"{":
                     try:
                         body = orjson.loads(raw)
                     except orjson.JSONDecodeError:
                         body = None
-                ok = response.status == 200
-                return Result(ok, f"{check.path} answered {response.status}", body, seconds)
+                return Result(response.status == 200, f"{check.path} answered {response.status}", body, seconds)
         except TimeoutError:
-            return Result(
-                False, f"{check.path} did not answer within {self.timeout.total:g} s", None, time.monotonic() - began
-            )
+            return Result(False, f"{check.path} did not answer within {limit:g} s", None, time.monotonic() - began)
         except aiohttp.ClientError as exc:
             return Result(False, f"{check.path} failed: {type(exc).__name__}", None, time.monotonic() - began)
-
-    async def get(self, url: str, limit: float) -> Result:
-        """A one-off GET with its own timeout (/stopService during a drain)."""
-        assert self._session is not None
-        try:
-            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=limit)) as response:
-                await response.read()
-                return Result(response.status == 200, f"answered {response.status}")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return Result(False, f"failed: {type(exc).__name__}")

@@ -1,9 +1,12 @@
-"""Spawning children and keeping track of their process groups, zombies and leftovers.
+"""Spawning children and finding everything they left: process groups, descendants, zombies.
 
 Every child starts in its own session (so its process group is its own) through the trampoline
-(parent-death signal and CPU set before exec). The supervisor reaps every zombie, its own
-children's and orphans' alike, and registers as a child subreaper when it is not PID 1. A small
-guardian process kills the groups a dead supervisor leaves behind.
+(parent-death signal, CPU set and the caller's original file limit before exec). Every child
+and everything it starts carries `SUPERVISOR_PD_PROCESS=<instance>/<name>` in its environment:
+a worker that leaves the process group (`setsid`, as worker launchers do) is still found by it,
+by the supervisor at each restart and at the stop, and by the guardian if the supervisor dies.
+The supervisor reaps every zombie, its own children's and orphans' alike, and registers as a
+child subreaper when it is not PID 1 so orphans come to it rather than to the host's init.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor_pd.platform.cpuset import format_cpulist
@@ -25,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 TRAMPOLINE = HERE / "trampoline.py"
 GUARDIAN = HERE / "guardian.py"
 PR_SET_CHILD_SUBREAPER = 36
+TAG = "SUPERVISOR_PD_PROCESS"
 
 
 def become_subreaper() -> bool:
@@ -33,6 +39,15 @@ def become_subreaper() -> bool:
         return True
     libc = ctypes.CDLL(None, use_errno=True)
     return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def raise_file_limit() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit; returns (before, after). Children get `before` back."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def reap() -> list[tuple[int, int]]:
@@ -48,10 +63,11 @@ def reap() -> list[tuple[int, int]]:
         reaped.append((pid, os.waitstatus_to_exitcode(status)))
 
 
-def spawn(spec: ProcessSpec, cpus: tuple[int, ...] | None) -> subprocess.Popen[bytes]:
+def spawn(
+    spec: ProcessSpec, cpus: tuple[int, ...] | None, tag: str = "", file_limit: int | None = None
+) -> subprocess.Popen[bytes]:
     """Start `spec` in a new session via the trampoline; stdout and stderr are pipes."""
     spec.cwd.mkdir(parents=True, exist_ok=True, mode=0o750)
-    cpu_text = format_cpulist(cpus) if cpus else "-"
     argv = [
         sys.executable,
         "-I",
@@ -59,14 +75,18 @@ def spawn(spec: ProcessSpec, cpus: tuple[int, ...] | None) -> subprocess.Popen[b
         str(TRAMPOLINE),
         str(os.getpid()),
         str(int(signal.SIGKILL)),
-        cpu_text,
+        format_cpulist(cpus) if cpus else "-",
+        str(file_limit) if file_limit is not None else "-",
         "--",
         *spec.argv,
     ]
+    env = dict(spec.env)
+    if tag:
+        env[TAG] = tag
     return subprocess.Popen(
         argv,
         cwd=spec.cwd,
-        env=spec.env,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -90,8 +110,125 @@ def signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    pgid: int
+    state: str
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in ("Z", "X")
+
+
+def process_table(proc: Path = Path("/proc")) -> dict[int, Proc]:
+    """Every process now, from one pass over /proc/<pid>/stat."""
+    table = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(entry.name)
+        table[pid] = Proc(pid, int(fields[1]), int(fields[2]), fields[0])
+    return table
+
+
+def tagged(value: str, prefix: bool = False, proc: Path = Path("/proc")) -> set[int]:
+    """Processes whose environment holds TAG=value (or a value starting with it, with `prefix`)."""
+    needle = f"\0{TAG}={value}".encode() + (b"" if prefix else b"\0")
+    found = set()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in b"\0" + environ + b"\0":
+            found.add(int(entry.name))
+    return found
+
+
+def leftovers(pgid: int, tag: str, table: dict[int, Proc], with_tagged: bool) -> set[int]:
+    """Every live process of a child's run: its group, the descendants of the group's members,
+    and (with_tagged) every process carrying its tag, wherever it went."""
+    children: dict[int, list[int]] = {}
+    for info in table.values():
+        children.setdefault(info.ppid, []).append(info.pid)
+    found = {pid for pid, info in table.items() if info.pgid == pgid}
+    if with_tagged and tag:
+        found |= tagged(tag) & table.keys()
+    todo = list(found)
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            if pid not in found:
+                found.add(pid)
+                todo.append(pid)
+    found.discard(os.getpid())
+    return {pid for pid in found if table[pid].alive}
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (tells a pid from a reused one)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[19])
+
+
+class PidFile:
+    """The groups we started and our tag, so that a restarted supervisor can clean up after a dead one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, instance: str, children: dict[str, tuple[int, int | None]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        groups = {name: {"pid": pid, "start": start} for name, (pid, start) in children.items()}
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"instance": instance, "groups": groups}))
+        temporary.replace(self.path)
+
+    def sweep(self) -> list[str]:
+        """Kill what a previous supervisor left running; returns what was found."""
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return []
+        if not isinstance(data, dict):
+            return []
+        killed, pgids = [], set()
+        groups = data.get("groups", {})
+        for name, entry in (groups if isinstance(groups, dict) else {}).items():
+            pid, start = entry.get("pid"), entry.get("start")
+            if isinstance(pid, int) and start is not None and start_time(pid) == start:
+                signal_group(pid, signal.SIGKILL)
+                killed.append(name)
+                pgids.add(pid)
+        instance = data.get("instance")
+        if isinstance(instance, str) and instance:
+            table = process_table()
+            strays = {
+                pid
+                for pid in tagged(f"{instance}/", prefix=True)
+                if pid in table and table[pid].alive and table[pid].pgid not in pgids
+            }
+            for pid in strays:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            if strays:
+                killed.append(f"{len(strays)} process(es) that had left their group")
+        return killed
+
+
 class Guardian:
-    """The watchdog that kills our children's groups if this process dies."""
+    """The watchdog that kills our children's groups, and every process carrying our tag, if this
+    process dies (runtime/guardian.py). Its own exit is watched like a child's."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
@@ -100,7 +237,8 @@ class Guardian:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def start(self) -> None:
+    def start(self, instance: str = "") -> int:
+        self.close()
         self._process = subprocess.Popen(
             [sys.executable, "-I", "-S", str(GUARDIAN)],
             env=without_secrets(os.environ),
@@ -110,11 +248,14 @@ class Guardian:
             start_new_session=True,
             close_fds=True,
         )
+        if instance:
+            self._send(f"T{instance}/")
+        return self._process.pid
 
     def _send(self, line: str) -> None:
         if self._process is None or self._process.stdin is None:
             return
-        with contextlib.suppress(BrokenPipeError, ValueError):
+        with contextlib.suppress(BrokenPipeError, ValueError, OSError):
             self._process.stdin.write(line.encode() + b"\n")
             self._process.stdin.flush()
 
@@ -128,40 +269,3 @@ class Guardian:
         if self._process is not None and self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()
-
-
-def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (tells a pid from a reused one)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[19])
-
-
-class PidFile:
-    """The groups we started, so that a restarted supervisor can clean up after a dead one."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, children: dict[str, tuple[int, int | None]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        data = {name: {"pid": pid, "start": start} for name, (pid, start) in children.items()}
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data))
-        temporary.replace(self.path)
-
-    def sweep(self) -> list[str]:
-        """Kill the groups a previous supervisor left running; returns their names."""
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return []
-        killed = []
-        for name, entry in data.items():
-            pid, start = entry.get("pid"), entry.get("start")
-            if isinstance(pid, int) and start is not None and start_time(pid) == start:
-                signal_group(pid, signal.SIGKILL)
-                killed.append(name)
-        return killed

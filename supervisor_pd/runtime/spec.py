@@ -1,7 +1,10 @@
-"""What each child is: command line, working folder, environment, CPUs and health endpoints.
+"""What each child is: command line, working folder, environment, CPUs, health endpoints and
+what it depends on.
 
-A pure function of the plan, the settings and the supervisor's own environment. Each child's
-environment is built afresh from that base, so nothing one child gets leaks into the next.
+`build_specs` is a pure function of the plan, the settings and the base environment it is given.
+Each child's environment is built afresh from that base, so nothing one child gets leaks into the
+next. The dependencies declared here are the only source of the start gating and of the drain
+order (reverse dependency order); the engine derives both from them.
 """
 
 from __future__ import annotations
@@ -48,6 +51,19 @@ class HttpCheck:
         return f"http://{self.host}:{self.port}{self.path}"
 
 
+class Condition(StrEnum):
+    UP = "up"  # the dependency answers its management endpoints (state running or unhealthy)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """Start only when `name` meets `condition`; `first_start_only`: restarts do not wait for it."""
+
+    name: str
+    condition: Condition = Condition.UP
+    first_start_only: bool = False
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
     name: str
@@ -56,11 +72,45 @@ class ProcessSpec:
     cwd: Path
     env: dict[str, str] = field(compare=False, repr=False)
     cpus: tuple[int, ...] | None
-    up: tuple[HttpCheck, ...]
+    up: tuple[HttpCheck, ...]  # all answer 200: the process is running
     live: HttpCheck
     ready: HttpCheck | None
     start_deadline: float
+    depends_on: tuple[Dependency, ...] = ()
+    # Processes of one start group start at most SUPERVISOR_PD_START_CONCURRENCY at a time.
+    start_group: str | None = None
+    # The service is ready only when this process's readiness is observed and current.
+    serving: bool = False
+    # Its readiness reflects these processes' (the Coordinator's reflects the Servers'): it counts
+    # only when observed after theirs, and any exit of theirs clears it.
+    observes: tuple[str, ...] = ()
+    # Where it reports work in flight (waited on before stopping) and asks to be stopped.
+    work: HttpCheck | None = None
+    stop_request: HttpCheck | None = None
     server: ServerPlan | None = None
+
+
+def dependency_levels(specs: list[ProcessSpec] | tuple[ProcessSpec, ...]) -> list[list[str]]:
+    """Names grouped by depth in the dependency graph: first the processes that depend on nothing.
+
+    Start gating reads the dependencies directly; the drain stops these groups in reverse."""
+    by_name = {spec.name: spec for spec in specs}
+    depth: dict[str, int] = {}
+
+    def level(name: str, seen: tuple[str, ...] = ()) -> int:
+        if name in seen:
+            raise ValueError(f"dependency cycle: {' -> '.join((*seen, name))}")
+        if name not in depth:
+            deps = [dep.name for dep in by_name[name].depends_on]
+            depth[name] = 1 + max((level(dep, (*seen, name)) for dep in deps), default=-1)
+        return depth[name]
+
+    for spec in specs:
+        level(spec.name)
+    groups: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for spec in specs:
+        groups[depth[spec.name]].append(spec.name)
+    return groups
 
 
 def child_environment(
@@ -112,6 +162,11 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
                 live=management,
                 ready=HttpCheck(server.ip, server.ports.management, "/v2/health/ready"),
                 start_deadline=settings.server_start_seconds,
+                start_group="servers",
+                serving=True,
+                work=management,
+                # What the reference preStop hook does (reference §6.4).
+                stop_request=HttpCheck(server.ip, server.ports.management, "/stopService"),
                 server=server,
             )
         )
@@ -130,6 +185,11 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
             live=HttpCheck(coordinator.manage_ip, coordinator.status_port, "/v1/health"),
             ready=HttpCheck(coordinator.manage_ip, coordinator.status_port, "/v1/readiness"),
             start_deadline=settings.coordinator_start_seconds,
+            # Its first start waits for every Server; a restart does not wait for Servers that are
+            # restarting themselves (the Controller refills it as they come back).
+            depends_on=tuple(Dependency(server.name, first_start_only=True) for server in plan.servers),
+            serving=True,
+            observes=tuple(server.name for server in plan.servers),
         )
     )
     controller = plan.controller
@@ -156,6 +216,8 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
             live=HttpCheck(controller.ip, controller.port, "/v1/health"),
             ready=None,
             start_deadline=settings.controller_start_seconds,
+            # It polls every Server and the Coordinator from its first second (reference §3.4).
+            depends_on=(*(Dependency(server.name) for server in plan.servers), Dependency("coordinator")),
         )
     )
     return specs

@@ -1,21 +1,24 @@
-"""Runs between fork and the child's program: parent-death signal, CPU set, then exec.
+"""Runs between fork and the child's program: parent-death signal, CPU set, file limit, then exec.
 
-Started as `python -I -S trampoline.py PPID PDEATHSIG CPUS -- argv...` so it costs a few
+Started as `python -I -S trampoline.py PPID PDEATHSIG CPUS NOFILE -- argv...` so it costs a few
 milliseconds and imports nothing but the standard library. Setting these here, before exec,
 means the child never runs a single instruction of its own outside its CPU set, and never
-outlives the supervisor thread that spawned it (PR_SET_PDEATHSIG follows that thread).
+outlives the supervisor thread that spawned it (PR_SET_PDEATHSIG follows that thread). NOFILE
+gives the child back the soft file limit the supervisor was started with (it raises its own).
 """
 
+import contextlib
 import ctypes
 import os
+import resource
 import sys
 
 PR_SET_PDEATHSIG = 1
 
 
 def main() -> None:
-    ppid, deathsig, cpus = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    argv = sys.argv[5:]
+    ppid, deathsig, cpus, nofile = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    argv = sys.argv[6:]
     libc = ctypes.CDLL(None, use_errno=True)
     if deathsig and libc.prctl(PR_SET_PDEATHSIG, deathsig, 0, 0, 0) != 0:
         sys.stderr.write(f"trampoline: prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}\n")
@@ -32,6 +35,11 @@ def main() -> None:
         except OSError as exc:
             sys.stderr.write(f"trampoline: cannot bind to CPUs {cpus}: {exc.strerror}\n")
             os._exit(126)
+    if nofile != "-":
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        # If it cannot be set, the supervisor's stays: a higher limit never stops a program.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (int(nofile), hard))
     try:
         os.execvp(argv[0], argv)  # noqa: S606 - the point of a trampoline; no shell involved
     except OSError as exc:

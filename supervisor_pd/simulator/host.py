@@ -6,13 +6,18 @@ simulated tools under their real names and goes first on PATH.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shlex
 import shutil
+import stat
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from supervisor_pd.simulator.profiles import HostProfile
 
@@ -50,60 +55,181 @@ class SimHost:
         return env
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(mode)
+# Modes are set explicitly, whatever the umask, so that two builds of a profile are identical.
+ROOT_MODE = 0o750
+DIR_MODE = 0o755
+RUN_MODE = 0o700
+FILE_MODE = 0o644
+TOOL_MODE = 0o755
+RUN = "run"  # device locks and fault markers of the simulated processes: live state, never compared
 
 
 def build_sim_host(profile: HostProfile, root: Path) -> SimHost:
-    """(Re)create the simulated host for `profile` at `root` and return it."""
-    if root.exists():
-        if not (root / MARKER).is_file():
-            raise FileExistsError(f"{root} exists and is not a simulated host; refusing to replace it")
-        shutil.rmtree(root)
-    root.mkdir(parents=True, mode=0o750)
-    _write(root / MARKER, json.dumps(profile.to_json(), indent=2))
+    """The simulated host for `profile` at `root`, built only when what is there differs.
 
+    A complete host of the same content (wrappers included: they name `root` and this
+    interpreter) is reused as it is: nothing is written. Otherwise the host is built in a staging
+    folder next to `root` and swapped into place, so a reader never sees a half-built host. A
+    `root` that is not a simulated host (no simhost.json) is never replaced: FileExistsError.
+    """
+    files = host_files(profile, root)
+    if os.path.lexists(root):
+        _check_replaceable(root)
+        if _matches(root, files):
+            return SimHost(profile, root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".staging", dir=root.parent))
+    try:
+        _materialise(staging, files)
+        _swap_into_place(staging, root)
+    finally:
+        if os.path.lexists(staging):
+            shutil.rmtree(staging)
+    return SimHost(profile, root)
+
+
+def host_files(profile: HostProfile, root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file of the host: relative path -> (content, mode)."""
+    files: dict[str, tuple[bytes, int]] = {}
+
+    def add(path: str, text: str, mode: int = FILE_MODE) -> None:
+        files[path] = (text.encode(), mode)
+
+    add(MARKER, json.dumps(profile.to_json(), indent=2))
     for node, cpus in profile.numa_cpus.items():
-        _write(root / f"sys/devices/system/node/node{node}/cpulist", cpus + "\n")
+        add(f"sys/devices/system/node/node{node}/cpulist", cpus + "\n")
     for chip in profile.chips:
-        device = root / "sys/bus/pci/devices" / chip.bdf
-        _write(device / "numa_node", f"{chip.numa_node}\n")
-        _write(device / "vendor", "0x19e5\n")
-        _write(device / "device", f"0x{profile.pci_device}\n")
-        _write(root / f"dev/davinci{chip.phy_id}", "")
+        device = f"sys/bus/pci/devices/{chip.bdf}"
+        add(f"{device}/numa_node", f"{chip.numa_node}\n")
+        add(f"{device}/vendor", "0x19e5\n")
+        add(f"{device}/device", f"0x{profile.pci_device}\n")
+        add(f"dev/davinci{chip.phy_id}", "")
     for name in ("davinci_manager", "devmm_svm", "hisi_hdc"):
-        _write(root / "dev" / name, "")
+        add(f"dev/{name}", "")
 
     if profile.cgroup == "v2":
-        _write(root / "proc/self/cgroup", "0::/\n")
-        _write(root / "sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n")
-        _write(root / "sys/fs/cgroup/cpuset.cpus.effective", profile.container_cpus + "\n")
+        add("proc/self/cgroup", "0::/\n")
+        add("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n")
+        add("sys/fs/cgroup/cpuset.cpus.effective", profile.container_cpus + "\n")
     else:
-        _write(root / "proc/self/cgroup", "6:cpuset:/\n5:cpu,cpuacct:/\n1:name=systemd:/\n")
-        _write(root / "sys/fs/cgroup/cpuset/cpuset.cpus", profile.container_cpus + "\n")
-        _write(root / "sys/fs/cgroup/cpuset/cpuset.effective_cpus", profile.container_cpus + "\n")
+        add("proc/self/cgroup", "6:cpuset:/\n5:cpu,cpuacct:/\n1:name=systemd:/\n")
+        add("sys/fs/cgroup/cpuset/cpuset.cpus", profile.container_cpus + "\n")
+        add("sys/fs/cgroup/cpuset/cpuset.effective_cpus", profile.container_cpus + "\n")
     # Ports are real ports on this machine, so the simulated host reports the real range.
     real_range = Path("/proc/sys/net/ipv4/ip_local_port_range")
-    port_range = real_range.read_text() if real_range.exists() else "32768\t60999\n"
-    _write(root / "proc/sys/net/ipv4/ip_local_port_range", port_range)
+    add("proc/sys/net/ipv4/ip_local_port_range", real_range.read_text() if real_range.exists() else "32768\t60999\n")
     if profile.hccn_conf:
         lines = [f"address_{phy}={ip}\nnetmask_{phy}=255.255.0.0" for phy, ip in sorted(profile.hccn_conf.items())]
-        _write(root / "etc/hccn.conf", "\n".join(lines) + "\n")
+        add("etc/hccn.conf", "\n".join(lines) + "\n")
 
-    host = SimHost(profile, root)
     tools = [tool for tool in HOST_TOOLS if tool != "hccn_tool" or profile.hccn_tool]
     for tool in tools:
-        write_wrapper(host.bin_dir / tool, "supervisor_pd.simulator.hosttools", [tool], root)
+        add(f"bin/{tool}", wrapper_script("supervisor_pd.simulator.hosttools", [tool], root), TOOL_MODE)
     for name, module in MINDIE_BINARIES.items():
-        write_wrapper(host.bin_dir / name, module, [], root)
-    (root / "run").mkdir(mode=0o700)
-    return host
+        add(f"bin/{name}", wrapper_script(module, [], root), TOOL_MODE)
+    return files
 
 
-def write_wrapper(path: Path, module: str, args: list[str], root: Path) -> None:
+def wrapper_script(module: str, args: list[str], root: Path) -> str:
     """A shell wrapper that runs `python -m module args... "$@"` with this interpreter."""
     command = " ".join(shlex.quote(part) for part in [sys.executable, "-m", module, *args])
-    script = f'#!/bin/sh\nSUPERVISOR_PD_SIM_HOST={shlex.quote(str(root))} exec {command} "$@"\n'
-    _write(path, script, mode=0o755)
+    return f'#!/bin/sh\nSUPERVISOR_PD_SIM_HOST={shlex.quote(str(root))} exec {command} "$@"\n'
+
+
+def _folders(files: dict[str, tuple[bytes, int]]) -> dict[str, int]:
+    """Every folder of the host, the root as "", with its mode."""
+    folders = {"": ROOT_MODE, RUN: RUN_MODE}
+    for path in files:
+        parent = PurePosixPath(path).parent
+        while str(parent) != ".":
+            folders.setdefault(str(parent), DIR_MODE)
+            parent = parent.parent
+    return folders
+
+
+def _check_replaceable(root: Path) -> None:
+    if root.is_symlink() or not root.is_dir() or not (root / MARKER).is_file():
+        raise FileExistsError(
+            errno.EEXIST, f"it exists and is not a simulated host (no {MARKER}); refusing to replace it", str(root)
+        )
+
+
+def _matches(root: Path, files: dict[str, tuple[bytes, int]]) -> bool:
+    """Whether `root` holds exactly `files` and their folders (run/ aside), with the same modes."""
+    folders = _folders(files)
+    seen_files: set[str] = set()
+    seen_folders: set[str] = set()
+    for top, dirs, names in os.walk(root):
+        relative = os.path.relpath(top, root)
+        here = "" if relative == "." else relative
+        seen_folders.add(here)
+        if not _same_mode(Path(top), folders.get(here), stat.S_ISDIR):
+            return False
+        if here == RUN:
+            dirs[:] = []  # the processes' own state
+            continue
+        for name in dirs:
+            if Path(top, name).is_symlink():  # os.walk lists it with the folders but does not enter it
+                return False
+        for name in names:
+            path = f"{here}/{name}" if here else name
+            seen_files.add(path)
+            expected = files.get(path)
+            if expected is None or not _same_mode(Path(top, name), expected[1], stat.S_ISREG):
+                return False
+            if Path(top, name).read_bytes() != expected[0]:
+                return False
+    return seen_files == set(files) and seen_folders == set(folders)
+
+
+def _same_mode(path: Path, mode: int | None, kind: Callable[[int], bool]) -> bool:
+    if mode is None:
+        return False
+    info = path.lstat()
+    return kind(info.st_mode) and stat.S_IMODE(info.st_mode) == mode
+
+
+def _materialise(folder: Path, files: dict[str, tuple[bytes, int]]) -> None:
+    for relative, mode in sorted(_folders(files).items()):
+        path = folder / relative if relative else folder
+        path.mkdir(exist_ok=True)
+        path.chmod(mode)
+    for relative, (content, mode) in files.items():
+        descriptor = os.open(folder / relative, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+            os.fchmod(handle.fileno(), mode)
+
+
+def _swap_into_place(staging: Path, root: Path) -> None:
+    """Put `staging` at `root`: a rename when nothing is there, else an atomic exchange (after
+    which `staging` holds the old host, for the caller to remove)."""
+    if not os.path.lexists(root):
+        staging.rename(root)
+        return
+    if _exchange(staging, root):
+        return
+    # No RENAME_EXCHANGE here: move the old host aside, then the new one in. A reader may find no
+    # host for that moment, never a half-built one.
+    aside = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".old", dir=root.parent))
+    root.rename(aside / "host")
+    staging.rename(root)
+    shutil.rmtree(aside)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """renameat2(RENAME_EXCHANGE): swap two paths atomically. False where the call or the flag is
+    not supported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))

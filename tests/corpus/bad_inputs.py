@@ -307,7 +307,7 @@ CLI_CASES: list[CliCase] = [
     cli("token-file-not-text", ENV, Change(f"{TOKEN_FILE} holding bytes that are not UTF-8", _bad_token_file, env={TOKEN_FILE: "{tmp}/token"}), TOKEN_FILE, "UTF-8", command="run"),
     cli("server-command-missing", ENV, variables(SUPERVISOR_PD_SERVER_COMMAND="{tmp}/no-such-server"), "SUPERVISOR_PD_SERVER_COMMAND", "not found on PATH", command="run"),
     cli("server-command-unclosed-quote", ENV, variables(SUPERVISOR_PD_SERVER_COMMAND='mindie_llm_server "--x'), "SUPERVISOR_PD_SERVER_COMMAND", "not a command line", "quotation", command="run"),
-    cli("state-dir-is-a-file", ENV, Change("SUPERVISOR_PD_STATE_DIR names a regular file", _state_file, env={"SUPERVISOR_PD_STATE_DIR": "{tmp}/state-file"}), "SUPERVISOR_PD_STATE_DIR", "cannot hold the simulated host"),
+    cli("state-dir-is-a-file", ENV, Change("SUPERVISOR_PD_STATE_DIR names a regular file", _state_file, env={"SUPERVISOR_PD_STATE_DIR": "{tmp}/state-file"}), "SUPERVISOR_PD_STATE_DIR", "cannot hold supervisor-pd's state", "Not a directory"),
     # --- flags ---
     cli("flag-api-port-not-a-number", FLAGS, flags("--api-port", "abc"), "--api-port", "valid integer", "'abc'"),
     cli("flag-api-port-below-1024", FLAGS, flags("--api-port", "80"), "--api-port", "greater than or equal to 1024"),

@@ -188,7 +188,14 @@ def test_probes_when_ready(run: SupervisorRun) -> None:
     lines = data.decode().splitlines()
     assert code == 200
     assert lines[-1] == "readyz check passed"
-    assert {line.split()[0] for line in lines[:-1]} == {"[+]coordinator", "[+]prefill", "[+]decode", "[+]not-draining"}
+    assert {line.split()[0] for line in lines[:-1]} == {
+        "[+]coordinator",
+        "[+]prefill",
+        "[+]decode",
+        "[+]servers",
+        "[+]service",
+        "[+]not-draining",
+    }
     assert run.api("GET", "/readyz/prefill")[0] == 200
     code, data = run.api("GET", "/readyz/nothing")
     assert code == 404
@@ -241,7 +248,8 @@ def test_status_lists_every_process_and_no_secret(run: SupervisorRun) -> None:
     names = [p["name"] for p in status["processes"]]
     assert names == ["server-1", "server-2", "server-3", "server-4", "coordinator", "controller"]
     for process in status["processes"]:
-        assert process["state"] == "ready"
+        assert process["state"] == "running"
+        assert process["ready"] is (process["component"] != "controller")  # it has no readiness of its own
         assert isinstance(process["pid"], int)
         assert process["health"]["ok"] is True
         assert process["ports"]
@@ -259,7 +267,7 @@ def test_status_command_prints_a_table(run: SupervisorRun) -> None:
     assert result.stdout.startswith("phase: ready")
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("server-", "coord", "contr"))]
     assert [row[0] for row in rows] == ["server-1", "server-2", "server-3", "server-4", "coordinator", "controller"]
-    assert all(row[2] == "ready" for row in rows)
+    assert all(row[2] == "running" for row in rows)
     as_json = run.cli("status", "--json")
     assert json.loads(as_json.stdout)["phase"] == "ready"
 

@@ -89,7 +89,7 @@ def processes(run: SupervisorRun) -> dict[str, dict[str, Any]]:
 
 def all_ready(run: SupervisorRun) -> bool:
     found = status(run)
-    return found.get("phase") == "ready" and all(p["state"] == "ready" for p in found.get("processes", []))
+    return found.get("phase") == "ready" and all(p["state"] == "running" for p in found.get("processes", []))
 
 
 def streams_in_flight(run: SupervisorRun) -> float:

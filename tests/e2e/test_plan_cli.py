@@ -1,10 +1,16 @@
-"""`supervisor-pd plan` run as a user runs it: a real process, real files, real ports."""
+"""`supervisor-pd plan` run as a user runs it: a real process, real files, real ports.
+
+Most runs plan with the sample configs' fixed ports (8080, 1025..., 2000...), which another stack on
+the machine may hold: they run in a private network namespace (`cli`). The runs that need a port
+held by this test process see it, so they run here with ports from free_base() instead.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import SAMPLE_CONF, base_env, listener, run_cli, sim_env, sim_host, tree_digest
+from tests.simstack import Ports, free_base, make_conf
 
 
 def edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
@@ -27,6 +34,22 @@ def conf(tmp_path: Path) -> Path:
     return folder
 
 
+def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The command in a private network namespace: the sample configs' ports are free there."""
+    return run_cli(args, env, private=True)
+
+
+def free_ports(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the sample configs and an environment whose ports are all free here now."""
+    ports = Ports(free_base())
+    env = {
+        **base_env(tmp_path),
+        "SUPERVISOR_PD_API_PORT": str(ports.api),
+        "SUPERVISOR_PD_PORT_BASE": str(ports.servers),
+    }
+    return make_conf(tmp_path / "free-conf", ports), env
+
+
 def model(data: dict[str, Any]) -> dict[str, Any]:
     return data["BackendConfig"]["ModelDeployConfig"]["ModelConfig"][0]
 
@@ -37,7 +60,7 @@ def model(data: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(("profile", "servers"), [("800i-a2", 4), ("800i-a3", 8), ("800i-a2-4npu", 2)])
 def test_plan_on_a_simulated_host(tmp_path: Path, profile: str, servers: int) -> None:
     out = tmp_path / "out"
-    result = run_cli(["plan", "--simulate", profile, "--output", str(out), "--json"], base_env(tmp_path))
+    result = cli(["plan", "--simulate", profile, "--output", str(out), "--json"], base_env(tmp_path))
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["written"] is True
@@ -61,7 +84,7 @@ def test_plan_on_a_simulated_host(tmp_path: Path, profile: str, servers: int) ->
 
 def test_table_output_and_dry_run(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = run_cli(["plan", "--simulate", "800i-a2", "--output", str(out), "--dry-run"], base_env(tmp_path))
+    result = cli(["plan", "--simulate", "800i-a2", "--output", str(out), "--dry-run"], base_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "4 Servers; P:D 1:1 -> 2 prefill, 2 decode" in result.stdout
     assert "not written: --dry-run" in result.stdout
@@ -70,7 +93,7 @@ def test_table_output_and_dry_run(tmp_path: Path) -> None:
 
 def test_environment_selects_the_simulation(tmp_path: Path) -> None:
     env = {**base_env(tmp_path), "SUPERVISOR_PD_SIMULATE": "800i-a3", "MINDIE_MS_P_RATE": "1", "MINDIE_MS_D_RATE": "3"}
-    result = run_cli(["plan", "--json", "--dry-run"], env)
+    result = cli(["plan", "--json", "--dry-run"], env)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["device_type"] == "800i-a3"
@@ -86,19 +109,20 @@ def test_configmap_layout_succeeds(tmp_path: Path) -> None:
         (mount / name).symlink_to(f"..data/{name}")
     before = tree_digest(mount)
     env = {**base_env(tmp_path), "CONFIG_FROM_CONFIG_FILE_PATH": str(mount)}
-    result = run_cli(["plan", "--simulate", "800i-a2", "--output", str(tmp_path / "out")], env)
+    result = cli(["plan", "--simulate", "800i-a2", "--output", str(tmp_path / "out")], env)
     assert result.returncode == 0, result.stderr
     assert "CONFIG_FROM_CONFIG_FILE_PATH" in result.stdout
     assert tree_digest(mount) == before
 
 
-def test_a_busy_configured_port_is_moved_and_reported(tmp_path: Path, conf: Path) -> None:
+def test_a_busy_configured_port_is_moved_and_reported(tmp_path: Path) -> None:
     with listener() as busy:
         port = busy.getsockname()[1]
+        conf, env = free_ports(tmp_path)  # after the listener, so none of them is its port
         edit(conf / "ms_coordinator.json", lambda d: d["http_config"].update(status_port=str(port)))
         result = run_cli(
             ["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(tmp_path / "out"), "--json"],
-            base_env(tmp_path),
+            env,
         )
     assert result.returncode == 0, result.stderr
     moved = [p for p in json.loads(result.stdout)["ports"] if p["origin"] == "moved"]
@@ -108,7 +132,7 @@ def test_a_busy_configured_port_is_moved_and_reported(tmp_path: Path, conf: Path
 
 def test_placeholder_ips_warn_when_hccn_tool_fails_for_one_device(tmp_path: Path) -> None:
     env = {**base_env(tmp_path), "SUPERVISOR_PD_SIM_HCCN_FAIL": "5"}
-    result = run_cli(["plan", "--simulate", "800i-a2", "--dry-run"], env)
+    result = cli(["plan", "--simulate", "800i-a2", "--dry-run"], env)
     assert result.returncode == 0, result.stderr
     assert "Warnings" in result.stdout
     assert "no device IP for NPU(s) 5" in result.stdout
@@ -136,7 +160,7 @@ def plan_with(tmp_path: Path, conf: Path | None, *extra: str, env: dict[str, str
     if env is None:
         env = base_env(tmp_path)
         args += ["--simulate", "800i-a2"]
-    return run_cli(args, env)
+    return cli(args, env)
 
 
 def test_missing_conf_dir(tmp_path: Path) -> None:
@@ -201,7 +225,7 @@ def test_bad_config_files(tmp_path: Path, conf: Path, file: str, change, needles
 )
 def test_bad_environment(tmp_path: Path, variables: dict[str, str], needles: tuple[str, ...]) -> None:
     env = {**base_env(tmp_path), **variables}
-    result = run_cli(["plan", "--simulate", "800i-a2", "--output", str(tmp_path / "out")], env)
+    result = cli(["plan", "--simulate", "800i-a2", "--output", str(tmp_path / "out")], env)
     assert_refused(result, tmp_path, *needles)
 
 
@@ -218,11 +242,13 @@ def test_world_size_larger_than_the_host(tmp_path: Path, conf: Path) -> None:
     assert_refused(plan_with(tmp_path, conf), tmp_path, "worldSize", "at least 2")
 
 
-def test_a_port_held_by_another_process(tmp_path: Path, conf: Path) -> None:
+def test_a_port_held_by_another_process(tmp_path: Path) -> None:
     with listener("0.0.0.0") as busy:
         port = busy.getsockname()[1]
+        conf, env = free_ports(tmp_path)  # after the listener, so none of them is its port
         edit(conf / "ms_coordinator.json", lambda d: d["http_config"].update(predict_port=str(port)))
-        result = plan_with(tmp_path, conf)
+        args = ["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(tmp_path / "out")]
+        result = run_cli(args, env)
     assert_refused(result, tmp_path, "predict_port", f"port {port} is in use by pid {os.getpid()}", "never moved")
 
 
@@ -238,7 +264,7 @@ def test_a_duplicated_port(tmp_path: Path, conf: Path) -> None:
 def test_a_duplicated_port_when_moves_are_forbidden(tmp_path: Path, conf: Path) -> None:
     edit(conf / "ms_controller.json", lambda d: d["http_server"].update(port=1026))
     env = {**base_env(tmp_path), "SUPERVISOR_PD_PORT_CONFLICTS": "strict"}
-    result = run_cli(["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(tmp_path / "out")], env)
+    result = cli(["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(tmp_path / "out")], env)
     assert_refused(result, tmp_path, "http_server.port", "strict forbids moving it")
 
 
@@ -253,7 +279,7 @@ def test_user_server_port_out_of_range(tmp_path: Path, conf: Path) -> None:
         )
     edit(conf / "config3.json", lambda d: d["ServerConfig"].update(metricsPort=99999))
     env = {**base_env(tmp_path), "MINDIE_MS_GEN_SERVER_PORT": "false"}
-    result = run_cli(["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(tmp_path / "out")], env)
+    result = cli(["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(tmp_path / "out")], env)
     assert_refused(result, tmp_path, "config3.json: ServerConfig.metricsPort", "99999 is not an allowed port")
 
 
@@ -261,7 +287,7 @@ def test_fewer_server_files_than_servers(tmp_path: Path, conf: Path) -> None:
     for n in (1, 2, 3):
         shutil.copy(conf / "config.json", conf / f"config{n}.json")
     env = {**base_env(tmp_path), "MINDIE_MS_GEN_SERVER_PORT": "false"}
-    result = run_cli(["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(tmp_path / "out")], env)
+    result = cli(["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(tmp_path / "out")], env)
     assert_refused(result, tmp_path, "config4.json", "is missing", "4 Servers")
 
 
@@ -281,7 +307,7 @@ def test_a_200_mb_config(tmp_path: Path, conf: Path) -> None:
 def test_unwritable_output(tmp_path: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")
-    result = run_cli(["plan", "--simulate", "800i-a2", "--output", str(blocker / "out")], base_env(tmp_path))
+    result = cli(["plan", "--simulate", "800i-a2", "--output", str(blocker / "out")], base_env(tmp_path))
     assert result.returncode == 2
     assert "--output / SUPERVISOR_PD_OUTPUT_DIR" in result.stderr
     assert blocker.read_text() == "a file where a folder should be"
@@ -289,15 +315,13 @@ def test_unwritable_output(tmp_path: Path) -> None:
 
 def test_output_into_the_input_folder_is_refused(tmp_path: Path, conf: Path) -> None:
     before = tree_digest(conf)
-    result = run_cli(
-        ["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(conf)], base_env(tmp_path)
-    )
+    result = cli(["plan", "--simulate", "800i-a2", "--conf-dir", str(conf), "--output", str(conf)], base_env(tmp_path))
     assert result.returncode == 2
     assert "input config folder" in result.stderr
     assert tree_digest(conf) == before
 
 
 def test_unknown_command_line_option(tmp_path: Path) -> None:
-    result = run_cli(["plan", "--bogus"], base_env(tmp_path))
+    result = cli(["plan", "--bogus"], base_env(tmp_path))
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr

@@ -130,10 +130,10 @@ def test_tokens_and_prompts_leave_no_trace(run: SupervisorRun) -> None:
         sock.sendall(f"POST /v1/drain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\x01\r\n\r\n".encode())
         assert sock.recv(65536).split(b" ", 2)[1] == b"400"
     # An accepted one: the Server restarts alone and comes back.
-    restarts = run.log().count("server-2: starting -> ready")
+    restarts = run.log().count("server-2: starting -> running")
     code, body = run.api("POST", "/v1/processes/server-2/restart", headers={"Authorization": f"Bearer {TOKEN}"})
     assert code == 202, body
-    run.wait_log(r"server-2: starting -> ready", count=restarts + 1)
+    run.wait_log(r"server-2: starting -> running", count=restarts + 1)
 
     lines = run.supervisor_lines()
     refused = [line for line in lines if "refused" in line]

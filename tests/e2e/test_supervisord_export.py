@@ -129,7 +129,12 @@ def test_exported_conf_runs_the_stack_under_supervisord(tmp_path: Path) -> None:
 
 
 def export(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run_cli(["export", "supervisord", "--simulate", "800i-a2", *args], {**base_env(tmp_path), **(env or {})})
+    """Plans with the sample configs' fixed ports: in a private network namespace, where they are free."""
+    return run_cli(
+        ["export", "supervisord", "--simulate", "800i-a2", *args],
+        {**base_env(tmp_path), **(env or {})},
+        private=True,
+    )
 
 
 def test_to_stdout_with_the_files_and_folders_it_refers_to(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from supervisor_pd.confdir import load_inputs
 from supervisor_pd.plan.planner import make_plan
 from supervisor_pd.platform.discover import discover
 from supervisor_pd.platform.visibility import parse_id_list
-from supervisor_pd.runtime.supervisor import GROUP_GONE_LIMIT
+from supervisor_pd.runtime.drain import GROUP_GONE_LIMIT
 from supervisor_pd.settings import Settings, load_settings
 from supervisor_pd.simulator.profiles import PROFILES
 from tests.factories import FakeChecker

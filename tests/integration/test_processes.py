@@ -90,7 +90,7 @@ def test_sweep_kills_only_what_is_still_ours(tmp_path: Path) -> None:
     ours = subprocess.Popen(["sleep", "60"], start_new_session=True)
     wait_until(lambda: processes.start_time(ours.pid) is not None, what="the process")
     reused = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    pidfile.write({"server-1": (ours.pid, processes.start_time(ours.pid)), "server-2": (reused.pid, 1)})
+    pidfile.write("", {"server-1": (ours.pid, processes.start_time(ours.pid)), "server-2": (reused.pid, 1)})
     assert pidfile.sweep() == ["server-1"]
     assert ours.wait(10) == -signal.SIGKILL
     assert reused.poll() is None  # a different start time: not ours, left alone
@@ -103,3 +103,56 @@ def test_reap_collects_any_child() -> None:
     wait_until(lambda: Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1].startswith("Z"), what="a zombie")
     assert (child.pid, 5) in processes.reap()
     child.returncode = 5
+
+
+def _strays(tmp_path: Path, tag: str) -> tuple[subprocess.Popen[bytes], int]:
+    """A child through the trampoline with `tag`, which starts a worker that leaves its session
+    (as worker launchers do) and is orphaned at once; returns the child and the worker's pid."""
+    pidfile = tmp_path / "worker.pid"
+    script = f"(setsid sh -c 'echo $$ > {pidfile}; exec sleep 60' &); exec sleep 60"
+    child = processes.spawn(spec(tmp_path, ("sh", "-c", script)), None, tag=tag)
+    worker = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the worker"))
+    assert os.getsid(worker) == worker != child.pid  # it left the child's session and group
+    return child, worker
+
+
+def test_leftovers_find_a_worker_that_left_the_group(tmp_path: Path) -> None:
+    child, worker = _strays(tmp_path, "t0k3n/server-9")
+    try:
+        table = processes.process_table()
+        assert table[worker].ppid != child.pid  # orphaned: no descendant walk finds it
+        assert worker not in processes.leftovers(child.pid, "t0k3n/server-9", table, with_tagged=False)
+        found = processes.leftovers(child.pid, "t0k3n/server-9", table, with_tagged=True)
+        assert {child.pid, worker} <= found
+        assert worker not in processes.leftovers(child.pid, "t0k3n/server-1", table, with_tagged=True)
+    finally:
+        for pid in (child.pid, worker):
+            os.kill(pid, signal.SIGKILL)
+        child.wait()
+
+
+def test_the_guardian_kills_workers_that_left_their_group(tmp_path: Path) -> None:
+    guardian = processes.Guardian()
+    guardian.start("t0k3n")
+    child, worker = _strays(tmp_path, "t0k3n/server-2")
+    guardian.watch(child.pid)
+    guardian.close()  # what the kernel does when the supervisor dies
+    assert child.wait(10) == -signal.SIGKILL
+    wait_until(lambda: not alive(worker), what="the worker outside the group to be killed too")
+
+
+def test_the_sweep_kills_workers_of_a_dead_supervisor_that_left_their_group(tmp_path: Path) -> None:
+    child, worker = _strays(tmp_path, "d3ad/server-3")
+    pidfile = processes.PidFile(tmp_path / "children.json")
+    pidfile.write("d3ad", {"server-3": (child.pid, processes.start_time(child.pid))})
+    found = pidfile.sweep()
+    assert found == ["server-3", "1 process(es) that had left their group"]
+    assert child.wait(10) == -signal.SIGKILL
+    wait_until(lambda: not alive(worker), what="the worker to be killed")
+
+
+def test_a_child_gets_back_the_file_limit_the_supervisor_raised(tmp_path: Path) -> None:
+    out = tmp_path / "limit"
+    child = processes.spawn(spec(tmp_path, ("sh", "-c", f"ulimit -Sn > {out}")), None, file_limit=321)
+    assert child.wait(10) == 0
+    assert out.read_text().strip() == "321"

@@ -86,8 +86,8 @@ def make_api(tmp_path: Path, token: str | None) -> ApiServer:
         factories.facts(factories.chips(8, per_node=4)), factories.inputs(), settings, factories.FakeChecker()
     )
     specs = build_specs(plan, settings, {"PATH": "/usr/bin"}, tmp_path / "conf", tmp_path / "state")
-    supervisor = Supervisor(plan, specs, settings, LogSink(out=io.BytesIO()), tmp_path / "state", apply_cpus=False)
-    return ApiServer(supervisor, settings)
+    supervisor = Supervisor(specs, settings, LogSink(out=io.BytesIO()), tmp_path / "state", apply_cpus=False)
+    return ApiServer(supervisor, plan, settings)
 
 
 @asynccontextmanager

@@ -35,6 +35,23 @@ def test_ruff_is_clean() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_layering_holds() -> None:
+    """pyproject.toml's import-linter contracts: layers one way, the simulator a stand-in."""
+    lint = shutil.which("lint-imports") or str(REPO / ".venv" / "bin" / "lint-imports")
+    result = subprocess.run([lint, "--no-cache"], cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 kept, 0 broken" in result.stdout
+
+
+def test_no_runtime_module_is_over_400_lines() -> None:
+    long = {
+        str(path.relative_to(REPO)): lines
+        for path in (REPO / "supervisor_pd" / "runtime").glob("*.py")
+        if (lines := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}
+
+
 # Calls that run a command line through /bin/sh, by the name they are called with.
 SHELL_CALLS = {
     "system",  # os.system

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from supervisor_pd.simulator.controller.ranktable import COORDINATOR_GROUP
 from supervisor_pd.simulator.controller.scheduler import NodeScheduler, log
 from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
 
@@ -119,7 +120,7 @@ async def _run(config: dict[str, Any], ranktable: Path, rates: tuple[int, int], 
 def _coordinator_ip(ranktable: Path) -> str:
     with contextlib.suppress(OSError, ValueError, KeyError, IndexError, TypeError, StopIteration):
         data = json.loads(ranktable.read_bytes())
-        group = next(g for g in data["server_group_list"] if g.get("group_id") == "0")
+        group = next(g for g in data["server_group_list"] if g.get("group_id") == COORDINATOR_GROUP)
         return group["server_list"][0]["server_ip"]
     return "127.0.0.1"
 

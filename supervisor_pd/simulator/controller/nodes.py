@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor_pd.formats.ranktable import SERVER_GROUP
+from supervisor_pd.simulator.controller.ranktable import LoadedRankTable, stoi
 
 NUM_INSTANCES_SINGLE_CONTAINER = 16
 GROUP_SIZE = 16
@@ -61,26 +61,22 @@ class Node:
         return any(p.get("target") == peer_id and p.get("link") == "ok" for p in peers if isinstance(p, dict))
 
 
-def nodes_from_ranktable(data: dict[str, Any], defaults: dict[str, int]) -> list[Node]:
-    """Group "2", in ranktable order; ids count from 0 (reference §5.3 rule 5)."""
-    group = next(g for g in data["server_group_list"] if g.get("group_id") == SERVER_GROUP)
-    pods: dict[str, str] = {}
-    for pod in group.get("super_pod_list", []) or []:
-        for member in pod.get("server_list", []):
-            pods[member.get("server_id", "")] = str(pod.get("super_pod_id"))
+def nodes_from_ranktable(loaded: LoadedRankTable, defaults: dict[str, int]) -> list[Node]:
+    """The loaded Servers of group "2", in ranktable order; ids count from 0 (reference §5.3 rule 5).
+    A Server's super pod comes from its group's super_pod_list (RankTableLoader.cpp:309-311)."""
     nodes = []
-    for index, server in enumerate(group.get("server_list", [])):
+    for index, server in enumerate(loaded.servers):
         comm = server.get("inter_comm_port")
         nodes.append(
             Node(
                 id=index,
                 ip=server["server_ip"],
-                port=int(server.get("predict_port", defaults["port"])),
-                mgmt_port=int(server.get("mgmt_port", defaults["mgmt_port"])),
-                metric_port=int(server.get("metric_port", defaults["metric_port"])),
-                inter_comm_port=int(comm) if comm else None,
+                port=stoi(server.get("predict_port", str(defaults["port"]))),
+                mgmt_port=stoi(server.get("mgmt_port", str(defaults["mgmt_port"]))),
+                metric_port=stoi(server.get("metric_port", str(defaults["metric_port"]))),
+                inter_comm_port=stoi(comm) if comm else None,
                 devices=[dict(d) for d in server.get("device", [])],
-                super_pod_id=server.get("super_pod_id", pods.get(server.get("server_id", ""))),
+                super_pod_id=loaded.super_pods.get(server["server_id"]),
             )
         )
     return nodes

@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 
-from supervisor_pd.formats.ranktable import check_global_ranktable
 from supervisor_pd.simulator.controller.nodes import (
     Node,
     check_config,
@@ -28,6 +27,7 @@ from supervisor_pd.simulator.controller.nodes import (
     role_body,
     split_roles,
 )
+from supervisor_pd.simulator.controller.ranktable import RankTableRejected, load_ranktable_file
 from supervisor_pd.simulator.knobs import Knobs
 
 MAX_RELOAD_GRT_TIME = 30
@@ -112,21 +112,25 @@ class NodeScheduler:
     # --- bring-up -----------------------------------------------------------------------
 
     def load_ranktable(self) -> list[Node] | None:
-        try:
-            data = json.loads(self.ranktable_path.read_bytes())
-        except (OSError, ValueError) as exc:
-            log(f"[ERROR] cannot load ranktable {self.ranktable_path}: {exc}")
-            return None
-        problems = check_global_ranktable(data)
-        if problems:
-            log(f"[ERROR] invalid ranktable {self.ranktable_path}: {problems[0]}")
-            return None
+        """RankTableLoader::LoadRankTable: None when the file is rejected (it is read again later)."""
         defaults = {
             "port": int(self.config.get("mindie_server_port", 1025)),
             "mgmt_port": int(self.config.get("mindie_server_control_port", 1026)),
             "metric_port": int(self.config.get("mindie_server_metric_port", 1027)),
         }
-        return nodes_from_ranktable(data, defaults)
+        try:
+            loaded = load_ranktable_file(
+                self.ranktable_path,
+                pd_separate=self.config.get("deploy_mode") != "single_node",
+                heterogeneous=self.config.get("is_heterogeneous") is True,
+                default_mgmt_port=str(defaults["mgmt_port"]),
+            )
+        except RankTableRejected as exc:
+            log(f"[ERROR] invalid ranktable {self.ranktable_path}: {exc}")
+            return None
+        for warning in loaded.warnings:
+            log(f"[WARN] ranktable {self.ranktable_path}: {warning}")
+        return nodes_from_ranktable(loaded, defaults)
 
     async def init_server_cluster(self) -> str:
         nodes, available = await self.get_nodes_from_ranktable()

@@ -108,6 +108,21 @@ def test_an_invalid_ranktable_is_retried(make_stack) -> None:  # type: ignore[no
     assert stack.processes["controller"].poll() is None
 
 
+def test_a_repeated_node_id_loads_no_server_and_is_retried(make_stack) -> None:  # type: ignore[no-untyped-def]
+    # RankTableLoader accepts the file but its parse gives up: no Server, so bring-up waits and retries.
+    stack = make_stack()
+    ranktable = stack.out / "global_ranktable.json"
+    data = json.loads(ranktable.read_text())
+    group = next(g for g in data["server_group_list"] if g["group_id"] == "2")
+    group["server_list"].append(group["server_list"][0])
+    ranktable.write_text(json.dumps(data))
+    stack.start_controller()
+    wait_until(lambda: stack.log("controller").count("non-unique node id") >= 2, what="two loads with no Server")
+    assert "only 0 Server(s) available" in stack.log("controller")
+    assert "invalid ranktable" not in stack.log("controller")
+    assert stack.processes["controller"].poll() is None
+
+
 def test_an_invalid_config_stops_the_start(make_stack) -> None:  # type: ignore[no-untyped-def]
     stack = make_stack()
     path = stack.out / "ms_controller.json"

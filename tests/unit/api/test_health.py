@@ -1,83 +1,86 @@
-"""The probes' checks, judged from a supervisor's state alone."""
+"""The probes' checks, judged from snapshots of an engine driven by events (no process)."""
 
 from __future__ import annotations
 
+import signal
 import time
-from types import SimpleNamespace
+from dataclasses import replace
 from typing import Any
 
 from supervisor_pd.api.health import HEARTBEAT_LIMIT, liveness, readiness, startup
-from supervisor_pd.runtime.spec import Kind
-from supervisor_pd.runtime.states import Phase, ProcState
-
-
-def child(name: str, kind: Kind, state: ProcState = ProcState.READY, role: str | None = None, once: bool = True) -> Any:
-    server = SimpleNamespace(role=SimpleNamespace(value=role or "none")) if kind is Kind.SERVER else None
-    return SimpleNamespace(
-        name=name, kind=kind, state=state, current_role=role, ready_once=once, spec=SimpleNamespace(server=server)
-    )
-
-
-def supervisor(**changes: Any) -> Any:
-    children = {
-        "server-1": child("server-1", Kind.SERVER, role="prefill"),
-        "server-2": child("server-2", Kind.SERVER, role="decode"),
-        "coordinator": child("coordinator", Kind.COORDINATOR),
-        "controller": child("controller", Kind.CONTROLLER),
-    }
-    fields = {
-        "children": children,
-        "coordinator": children["coordinator"],
-        "coordinator_ready": True,
-        "servers_ready": {"server-1": True, "server-2": True},
-        "phase": Phase.READY,
-        "heartbeat": time.monotonic(),
-        "exit_reason": "",
-        "ever_ready": True,
-    }
-    fields.update(changes)
-    return SimpleNamespace(**fields)
+from supervisor_pd.runtime.events import Exited
+from supervisor_pd.runtime.snapshot import snapshot
+from supervisor_pd.runtime.states import Phase
+from tests.unit.runtime.fakes import Stack
 
 
 def passed(checks: list[Any]) -> dict[str, bool]:
     return {check.name: check.ok for check in checks}
 
 
-def test_ready_service_passes_everything() -> None:
-    sup = supervisor()
-    assert all(passed(readiness(sup)).values())
-    assert all(passed(liveness(sup)).values())
-    assert all(passed(startup(sup)).values())
+def view(stack: Stack, heartbeat: float | None = None) -> Any:
+    return snapshot(stack.engine, time.monotonic() if heartbeat is None else heartbeat)
+
+
+def test_a_ready_service_passes_everything() -> None:
+    stack = Stack()
+    stack.bring_up()
+    assert all(passed(readiness(view(stack))).values())
+    assert all(passed(liveness(view(stack))).values())
+    assert all(passed(startup(view(stack))).values())
+
+
+def test_readiness_fails_in_the_same_turn_as_an_exit_and_names_what_is_missing() -> None:
+    stack = Stack()
+    stack.bring_up()
+    stack.exit("server-1", tick=False)
+    checks = {c.name: c for c in readiness(view(stack))}
+    assert checks["servers"].ok is False and checks["servers"].detail == "not ready: server-1"
+    assert checks["coordinator"].ok is False  # its readiness reflected server-1's
+    assert checks["prefill"].detail == "ready: server-2"
+    assert checks["service"].ok is False
 
 
 def test_readiness_needs_a_prefill_and_a_decode() -> None:
-    sup = supervisor(servers_ready={"server-1": True, "server-2": False})
-    assert passed(readiness(sup)) == {"coordinator": True, "prefill": True, "decode": False, "not-draining": True}
-    sup = supervisor()
-    sup.children["server-1"].state = ProcState.BACKOFF  # the readiness result is stale: it is down
-    assert passed(readiness(sup))["prefill"] is False
+    stack = Stack()
+    stack.bring_up()
+    for name in ("server-3", "server-4"):
+        stack.exit(name)
+    checks = passed(readiness(view(stack)))
+    assert checks["prefill"] is True and checks["decode"] is False
 
 
-def test_readiness_fails_while_draining_or_without_the_coordinator() -> None:
-    assert passed(readiness(supervisor(phase=Phase.DRAINING)))["not-draining"] is False
-    assert passed(readiness(supervisor(coordinator_ready=False)))["coordinator"] is False
+def test_readiness_fails_while_draining() -> None:
+    stack = Stack()
+    stack.bring_up()
+    stack.drain()
+    checks = passed(readiness(view(stack)))
+    assert checks["not-draining"] is False and checks["service"] is False
 
 
-def test_liveness_fails_on_a_stale_heartbeat_or_an_escalation() -> None:
-    stale = supervisor(heartbeat=time.monotonic() - HEARTBEAT_LIMIT - 1)
-    assert passed(liveness(stale))["loop"] is False
-    failed = supervisor(phase=Phase.FAILED, exit_reason="server-2 failed too often")
+def test_liveness_fails_on_a_stale_heartbeat_an_escalation_or_no_guardian() -> None:
+    stack = Stack()
+    stack.bring_up()
+    assert passed(liveness(view(stack, time.monotonic() - HEARTBEAT_LIMIT - 1)))["loop"] is False
+    stack.post(Exited(stack.engine.guardian.pid, -signal.SIGKILL), tick=False)
+    assert passed(liveness(view(stack)))["guardian"] is False
+    stack.advance(1.1)  # started again (not at once: it had just been started)
+    checks = {c.name: c for c in liveness(view(stack))}
+    assert checks["guardian"].ok is True
+    assert "started again 1 time(s); last: killed by SIGKILL" in checks["guardian"].detail
+    failed = replace(view(stack), phase=Phase.FAILED, exit_reason="server-2 failed too often")
     checks = {c.name: c for c in liveness(failed)}
     assert checks["escalation"].ok is False
     assert checks["escalation"].detail == "server-2 failed too often"
 
 
-def test_startup_names_each_process_that_never_got_ready() -> None:
-    sup = supervisor(ever_ready=False)
-    sup.children["controller"].ready_once = False
-    sup.children["controller"].state = ProcState.STARTING
-    checks = {c.name: c for c in startup(sup)}
-    assert checks["controller"].ok is False
-    assert checks["controller"].detail == "starting"
+def test_startup_names_each_process_that_never_came_up() -> None:
+    stack = Stack()
+    stack.tick()
+    for name in stack.servers:
+        stack.up(name)
+    checks = {c.name: c for c in startup(view(stack))}
+    assert checks["coordinator"].ok is False and checks["coordinator"].detail == "starting"
+    assert checks["controller"].detail == "pending"
     assert checks["service"].ok is False
     assert checks["server-1"].ok is True

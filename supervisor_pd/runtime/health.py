@@ -1,0 +1,236 @@
+"""Health: which probes are due, what their answers mean, and whether the service is ready.
+
+Readiness is a fact with a date. A process's readiness counts only when it was observed during
+its current run (answers from an earlier run are dropped by the engine) and nothing since has
+disrupted it: any exit, kill or restart clears it, and clears the readiness of every process
+that observes it (the Coordinator's readiness reflects the Servers'), before the event is
+otherwise handled. A process that observes others counts only when its readiness was observed
+after each of theirs became ready, so the Coordinator's "ready" from before a Server came back
+is never taken as a statement about that Server.
+
+Probes run in rounds: first every process that observes nothing, then, once they have all
+answered, the observers. Rounds come every health interval while the service is ready and
+every FAST_INTERVAL at most while it is not, because the time back to ready is what an operator
+waits on. A readiness answer of 200 also proves the process alive; only the others get a
+separate liveness request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from supervisor_pd.runtime.events import Answered, Probe
+from supervisor_pd.runtime.states import STOPPING_PHASES, UP, Phase, ProcState
+
+if TYPE_CHECKING:
+    from supervisor_pd.runtime.child import Child
+    from supervisor_pd.runtime.engine import Engine
+
+UP_POLL = 0.1
+FAST_INTERVAL = 0.5
+# When every Server is ready and only the Coordinator is not (the Controller is about to refresh
+# it), the Coordinator alone is asked this often: it is the last step back to ready.
+LAST_STEP_POLL = 0.05
+
+
+@dataclass
+class Round:
+    started: float
+    pending: set[str]
+    then: list[str] = field(default_factory=list)
+
+
+class Health:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.round: Round | None = None
+        self.next_round = engine.started
+        self.next_observer = engine.started
+        children = engine.children
+        self.serving = [name for name, child in children.items() if child.spec.serving]
+        self.observers: dict[str, list[str]] = {name: [] for name in children}
+        for name, child in children.items():
+            for observed in child.spec.observes:
+                self.observers[observed].append(name)
+
+    # --- what is due -----------------------------------------------------------------------
+
+    def schedule(self, now: float) -> None:
+        engine = self.engine
+        interval = engine.settings.health_interval
+        for child in engine.children.values():
+            if child.state is ProcState.STARTING and now >= child.next_up_probe and Probe.UP not in child.probing:
+                child.next_up_probe = now + UP_POLL
+                engine.request(child, Probe.UP)
+        if self.round is not None and now > self.round.started + 2 * engine.settings.health_timeout + 1:
+            self.round = None  # an answer was lost with its process; the next round asks again
+        if self.round is None and now >= self.next_round:
+            self._begin_round(now)
+        elif self.round is None:
+            self._last_step(now)
+        for child in engine.children.values():
+            if child.state not in UP or now < child.next_live:
+                continue
+            if Probe.LIVE in child.probing:
+                continue
+            if Probe.READY in child.probing and child.readiness.last is not None:
+                continue  # a ready process is about to prove it is alive
+            child.next_live = now + interval
+            engine.request(child, Probe.LIVE)
+
+    def _last_step(self, now: float) -> None:
+        """Ask the observers again, alone, when only they keep the service from being ready."""
+        if now < self.next_observer:
+            return
+        waiting = self._only_observers_missing()
+        if waiting:
+            self.next_observer = now + LAST_STEP_POLL
+            for child in waiting:
+                self.engine.request(child, Probe.READY)
+
+    def _only_observers_missing(self) -> list[Child]:
+        engine = self.engine
+        if engine.phase is Phase.READY:
+            return []
+        waiting = [engine.children[name] for name in self.serving if not self.counts(engine.children[name])]
+        if waiting and all(child.spec.observes and child.state in UP for child in waiting):
+            return waiting
+        return []
+
+    def next_wakeup(self, now: float) -> float:
+        times = [self.next_round] if self.round is None else [now + UP_POLL]
+        if self.round is None and self._only_observers_missing():
+            times.append(self.next_observer)
+        for child in self.engine.children.values():
+            if child.state is ProcState.STARTING:
+                times.append(child.next_up_probe)
+            elif child.state in UP:
+                times.append(child.next_live)
+        return min(times)
+
+    def _begin_round(self, now: float) -> None:
+        engine = self.engine
+        asked = [c for c in engine.children.values() if c.state in UP and c.spec.ready is not None]
+        first = [c for c in asked if not c.spec.observes]
+        self.round = Round(now, {c.name for c in first}, [c.name for c in asked if c.spec.observes])
+        for child in first:
+            engine.request(child, Probe.READY)
+        if not first:
+            self._second_stage()
+        fast = engine.phase is not Phase.READY
+        interval = engine.settings.health_interval
+        self.next_round = now + (min(interval, FAST_INTERVAL) if fast else interval)
+
+    def _second_stage(self) -> None:
+        assert self.round is not None
+        for name in self.round.then:
+            child = self.engine.children[name]
+            if child.state in UP:
+                self.engine.request(child, Probe.READY)
+        self.round = None
+
+    def settle_round(self, child: Child, event: Answered) -> None:
+        """Every readiness answer, current or stale, moves the round on."""
+        if self.round is not None and event.probe is Probe.READY and child.name in self.round.pending:
+            self.round.pending.discard(child.name)
+            if not self.round.pending:
+                self._second_stage()
+
+    def soon(self) -> None:
+        """Look at readiness at the next tick (a process just came up)."""
+        self.next_round = min(self.next_round, self.engine.fx.now())
+
+    # --- what answers mean -------------------------------------------------------------------
+
+    def answered(self, child: Child, event: Answered) -> None:
+        engine, result = self.engine, event.result
+        if event.probe is Probe.UP:
+            if child.state is ProcState.STARTING and result.ok:
+                child.ever_up = True
+                child.failures = 0
+                child.next_live = engine.fx.now() + engine.settings.health_interval
+                endpoints = " and ".join(check.path for check in child.spec.up)
+                engine.transition(child, ProcState.RUNNING, f"answers {endpoints}")
+                self.soon()
+            return
+        if child.state not in UP:
+            return
+        if event.probe is Probe.READY:
+            child.readiness.observe(result.ok, event.sent)
+            if result.ok:
+                self._alive(child, event)
+        elif event.probe is Probe.LIVE:
+            if result.ok:
+                self._alive(child, event)
+            else:
+                self._dead(child, event)
+
+    def _alive(self, child: Child, event: Answered) -> None:
+        engine = self.engine
+        child.health, child.health_wall = event.result, engine.fx.wall()
+        child.failures = 0
+        # Past the next round's answer: a process that stays ready needs no liveness request.
+        settings = engine.settings
+        child.next_live = max(child.next_live, event.sent + settings.health_interval + settings.health_timeout)
+        if child.state is ProcState.UNHEALTHY:
+            engine.transition(child, ProcState.RUNNING, "liveness recovered")
+
+    def _dead(self, child: Child, event: Answered) -> None:
+        engine = self.engine
+        child.health, child.health_wall = event.result, engine.fx.wall()
+        child.failures += 1
+        limit = engine.settings.liveness_failures
+        detail = event.result.detail
+        if child.failures >= limit:
+            engine.fail(child, f"{child.failures} liveness checks failed in a row (last: {detail})")
+        elif child.state is ProcState.RUNNING:
+            engine.transition(child, ProcState.UNHEALTHY, f"liveness check {child.failures}/{limit} failed: {detail}")
+
+    # --- readiness as facts ------------------------------------------------------------------
+
+    def disrupted(self, child: Child) -> None:
+        """`child` exited, was killed or is restarting: its readiness and its observers' are void."""
+        child.readiness.clear()
+        for name in self.observers[child.name]:
+            self.engine.children[name].readiness.clear()
+
+    def counts(self, child: Child) -> bool:
+        last = child.readiness.last
+        if child.state not in UP or last is None:
+            return False
+        for name in child.spec.observes:
+            since = self.engine.children[name].readiness.since
+            if since is None or since > last:
+                return False
+        return True
+
+    def why_not(self, child: Child) -> str:
+        if child.state not in UP:
+            return f"{child.name} ({child.state.value})"
+        if child.readiness.last is None:
+            return f"{child.name} (not ready)"
+        return f"{child.name} (not yet seen ready since the others came back)"
+
+    def service_ready(self) -> bool:
+        return all(self.counts(self.engine.children[name]) for name in self.serving)
+
+    def judge(self) -> None:
+        """The service's phase follows the facts in the same loop turn as they change."""
+        engine = self.engine
+        if engine.phase in STOPPING_PHASES:
+            return
+        missing = [engine.children[name] for name in self.serving if not self.counts(engine.children[name])]
+        if not missing:
+            if engine.phase in (Phase.STARTING, Phase.DEGRADED):
+                took = engine.fx.now() - engine.started
+                note = "service ready again" if engine.ever_ready else f"service ready after {took:.1f} s"
+                engine.ever_ready = True
+                engine.set_phase(Phase.READY, "every serving process is ready, as observed since its last start")
+                engine.log(note)
+            return
+        reason = "not ready: " + ", ".join(self.why_not(child) for child in missing)
+        if engine.phase is Phase.READY:
+            engine.set_phase(Phase.DEGRADED, reason)
+        else:
+            engine.phase_reason = reason
