@@ -245,7 +245,7 @@ def crash_latency(kills: int) -> list[float]:
             pid = int(starts[-1]["line"].split("pid ")[1].split(":")[0])
             wait_until(
                 lambda: any(
-                    r["line"].startswith("server-2: starting -> ready") and r["time"] > starts[-1]["time"]
+                    r["line"].startswith("server-2: starting -> running") and r["time"] > starts[-1]["time"]
                     for r in records()
                 ),
                 timeout=30,

@@ -197,6 +197,13 @@ def _exit(process: dict[str, Any]) -> str:
     return "-" if last is None else str(last)
 
 
+def _ready(process: dict[str, Any]) -> str:
+    """Whether its readiness counts now; the Controller has none of its own."""
+    if process.get("component") == "controller" or "ready" not in process:
+        return "-"
+    return "yes" if process["ready"] else "no"
+
+
 def status_table(data: dict[str, Any], now: float) -> str:
     plan = data["plan"]
     lines = [
@@ -206,7 +213,20 @@ def status_table(data: dict[str, Any], now: float) -> str:
         f"inference: {plan['coordinator']['predict']}",
         "",
     ]
-    header = ("NAME", "ROLE", "STATE", "FOR", "PID", "RESTARTS", "LAST EXIT", "PORTS", "NPUS", "CPUS", "HEALTH")
+    header = (
+        "NAME",
+        "ROLE",
+        "STATE",
+        "READY",
+        "FOR",
+        "PID",
+        "RESTARTS",
+        "LAST EXIT",
+        "PORTS",
+        "NPUS",
+        "CPUS",
+        "HEALTH",
+    )
     rows = [header]
     for process in data["processes"]:
         rows.append(
@@ -214,6 +234,7 @@ def status_table(data: dict[str, Any], now: float) -> str:
                 process["name"],
                 process["role"] or process["component"],
                 process["state"],
+                _ready(process),
                 _age(process["since"], now),
                 str(process["pid"] or "-"),
                 str(process["restarts"]),

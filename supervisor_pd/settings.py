@@ -155,6 +155,11 @@ class Settings(BaseSettings):
         description="Drain deadline after SIGTERM; fits Kubernetes' default 30 s grace period. Each process "
         "group stopped in turn gets its share of what is left.",
     )
+    cgroups: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: where the supervisor can make cgroups (v2) below its own, each child runs in one, so "
+        "nothing it starts can escape the kill at a restart or the stop; off: never.",
+    )
     sighup: Literal["drain", "ignore"] = Field(
         "drain",
         description="SIGHUP (a closed terminal or ssh session, a supervisord-style reload): drain and stop like "

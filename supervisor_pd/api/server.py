@@ -172,6 +172,9 @@ class ApiServer:
         except OSError as exc:
             await self.stop()
             raise InputError(env_name("api_socket"), f"{self.socket_path} cannot be created: {exc.strerror}") from None
+        except InputError:
+            await self.stop()
+            raise
         await web.SockSite(runner, sock).start()
         self.supervisor.log(f"HTTP port {host}:{port}; control socket {self.socket_path}")
 

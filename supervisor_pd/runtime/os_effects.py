@@ -18,6 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from supervisor_pd.runtime import processes
+from supervisor_pd.runtime.cgroups import Cgroups
 from supervisor_pd.runtime.drain import GROUP_GONE_LIMIT
 from supervisor_pd.runtime.events import Answered, Event, Exited, GroupGone, HooksDone, Probe
 from supervisor_pd.runtime.logs import LogSink
@@ -45,6 +46,7 @@ class OsEffects:
         self.instance = instance
         self.applies_cpus = apply_cpus
         self.file_limit = file_limit
+        self.cgroups: Cgroups | None = None  # a cgroup per child, where we own ours (runtime/cgroups.py)
         self.hooks: list[DrainHook] = []
         self.on_probe: list[ProbeListener] = []
         self.guardian = processes.Guardian()
@@ -77,7 +79,8 @@ class OsEffects:
 
     def spawn(self, spec: ProcessSpec, run: int) -> int:
         cpus = spec.cpus if self.applies_cpus else None
-        popen = processes.spawn(spec, cpus, tag=self.tag(spec.name), file_limit=self.file_limit)
+        cgroup = self.cgroups.folder(spec.name) if self.cgroups is not None else None
+        popen = processes.spawn(spec, cpus, tag=self.tag(spec.name), file_limit=self.file_limit, cgroup=cgroup)
         self._task(self._watch_exit, popen.pid)
         for stream, pipe in (("stdout", popen.stdout), ("stderr", popen.stderr)):
             if pipe is not None:
@@ -102,12 +105,16 @@ class OsEffects:
         while time.monotonic() < deadline:
             table = processes.process_table()
             left = processes.leftovers(pgid, tag, table, with_tagged) - {self.guardian.pid}
+            if self.cgroups is not None:
+                left |= self.cgroups.members(name)
             if not left:
                 if with_tagged:
                     break  # confirmed by a full scan of the tags
                 with_tagged = True  # one more look, tags included, before saying it is gone
                 continue
             processes.signal_group(pgid, signal.SIGKILL)
+            if self.cgroups is not None:
+                self.cgroups.kill(name)
             for pid in left:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
@@ -164,6 +171,8 @@ class OsEffects:
 
     def start_guardian(self) -> int:
         pid = self.guardian.start(self.instance)
+        if self.cgroups is not None:
+            self.guardian.cgroups(self.cgroups.base)
         self._guarded = set()
         self._task(self._watch_exit, pid)
         return pid
@@ -177,12 +186,14 @@ class OsEffects:
         self._guarded = wanted
         record = {name: (pgid, processes.start_time(pgid)) for name, pgid in groups.items()}
         try:
-            self.pidfile.write(self.instance, record)
+            self.pidfile.write(self.instance, record, self.cgroups.base if self.cgroups is not None else None)
         except OSError as exc:
             self.log(f"cannot record the process groups: {exc.strerror}")
 
     def close(self) -> None:
         self.guardian.close()
+        if self.cgroups is not None:
+            self.cgroups.close()
 
     # --- probes and hooks ----------------------------------------------------------------
 

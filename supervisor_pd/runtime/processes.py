@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor_pd.platform.cpuset import format_cpulist
+from supervisor_pd.runtime import cgroups
 from supervisor_pd.runtime.spec import ProcessSpec
 from supervisor_pd.settings import without_secrets
 
@@ -64,7 +65,11 @@ def reap() -> list[tuple[int, int]]:
 
 
 def spawn(
-    spec: ProcessSpec, cpus: tuple[int, ...] | None, tag: str = "", file_limit: int | None = None
+    spec: ProcessSpec,
+    cpus: tuple[int, ...] | None,
+    tag: str = "",
+    file_limit: int | None = None,
+    cgroup: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `spec` in a new session via the trampoline; stdout and stderr are pipes."""
     spec.cwd.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -77,6 +82,7 @@ def spawn(
         str(int(signal.SIGKILL)),
         format_cpulist(cpus) if cpus else "-",
         str(file_limit) if file_limit is not None else "-",
+        str(cgroup) if cgroup is not None else "-",
         "--",
         *spec.argv,
     ]
@@ -187,11 +193,12 @@ class PidFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def write(self, instance: str, children: dict[str, tuple[int, int | None]]) -> None:
+    def write(self, instance: str, children: dict[str, tuple[int, int | None]], cgroup: Path | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         groups = {name: {"pid": pid, "start": start} for name, (pid, start) in children.items()}
+        record = {"instance": instance, "groups": groups, "cgroup": str(cgroup) if cgroup else None}
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"instance": instance, "groups": groups}))
+        temporary.write_text(json.dumps(record))
         temporary.replace(self.path)
 
     def sweep(self) -> list[str]:
@@ -223,6 +230,11 @@ class PidFile:
                     os.kill(pid, signal.SIGKILL)
             if strays:
                 killed.append(f"{len(strays)} process(es) that had left their group")
+        cgroup = data.get("cgroup")
+        if isinstance(cgroup, str) and cgroup:
+            count = cgroups.sweep(Path(cgroup))
+            if count:
+                killed.append(f"{count} process(es) left in its cgroups")
         return killed
 
 
@@ -261,6 +273,9 @@ class Guardian:
 
     def watch(self, pgid: int) -> None:
         self._send(f"+{pgid}")
+
+    def cgroups(self, base: Path) -> None:
+        self._send(f"C{base}")
 
     def forget(self, pgid: int) -> None:
         self._send(f"-{pgid}")

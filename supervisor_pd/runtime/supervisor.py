@@ -21,6 +21,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from supervisor_pd.runtime import processes
+from supervisor_pd.runtime.cgroups import Cgroups
 from supervisor_pd.runtime.engine import Engine, Rules
 from supervisor_pd.runtime.events import Event, Signal
 from supervisor_pd.runtime.logs import LogSink
@@ -80,6 +81,10 @@ class Supervisor:
             self.log(f"killed leftovers of an earlier run: {', '.join(leftovers)}")
         if not processes.become_subreaper():
             self.log("could not become a child subreaper: orphaned grandchildren will go to PID 1")
+        if self.settings.cgroups == "auto":
+            self.fx.cgroups = Cgroups.take(self.fx.instance)
+            if self.fx.cgroups is not None:
+                self.log(f"each child runs in a cgroup of its own under {self.fx.cgroups.base}")
         engine = self.engine
         try:
             async with Prober(self.settings.health_timeout) as prober, anyio.create_task_group() as tg:

@@ -1,10 +1,12 @@
 """Runs between fork and the child's program: parent-death signal, CPU set, file limit, then exec.
 
-Started as `python -I -S trampoline.py PPID PDEATHSIG CPUS NOFILE -- argv...` so it costs a few
+Started as `python -I -S trampoline.py PPID PDEATHSIG CPUS NOFILE CGROUP -- argv...` so it costs a few
 milliseconds and imports nothing but the standard library. Setting these here, before exec,
 means the child never runs a single instruction of its own outside its CPU set, and never
 outlives the supervisor thread that spawned it (PR_SET_PDEATHSIG follows that thread). NOFILE
 gives the child back the soft file limit the supervisor was started with (it raises its own).
+CGROUP, a cgroup v2 folder, is where it moves itself first, so everything the child ever starts
+is born in its cgroup (runtime/cgroups.py). "-" for any of them: leave it.
 """
 
 import contextlib
@@ -17,8 +19,14 @@ PR_SET_PDEATHSIG = 1
 
 
 def main() -> None:
-    ppid, deathsig, cpus, nofile = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    argv = sys.argv[6:]
+    ppid, deathsig, cpus, nofile, cgroup = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    argv = sys.argv[7:]
+    if cgroup != "-":
+        try:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as handle:  # noqa: PTH118, PTH123 - no pathlib here
+                handle.write(str(os.getpid()))
+        except OSError as exc:
+            sys.stderr.write(f"trampoline: cannot join cgroup {cgroup}: {exc.strerror}\n")
     libc = ctypes.CDLL(None, use_errno=True)
     if deathsig and libc.prctl(PR_SET_PDEATHSIG, deathsig, 0, 0, 0) != 0:
         sys.stderr.write(f"trampoline: prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}\n")

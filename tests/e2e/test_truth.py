@@ -209,30 +209,36 @@ def test_a_second_supervisor_on_the_same_folder_is_refused_and_harms_nothing(run
 
 
 def _sleepers(marker: str) -> list[int]:
-    """The `sleep 300` workers started from a test's folder."""
+    """The `sleep 300` workers started from a test's folder (found by their working folder: one
+    started with `env -i` carries nothing else of the test)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes()
+            cwd = str((entry / "cwd").resolve())
         except OSError:
             continue
-        if cmdline == b"sleep\x00300\x00" and marker.encode() in environ and alive(int(entry.name)):
+        if cmdline == b"sleep\x00300\x00" and cwd.startswith(marker) and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
 
-def test_workers_that_leave_their_process_group_die_with_their_server(runs) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "launch", ["setsid sleep 300", "env -i setsid sleep 300"], ids=["left-its-group", "also-cleared-its-environment"]
+)
+def test_workers_that_leave_their_process_group_die_with_their_server(runs, launch: str) -> None:  # type: ignore[no-untyped-def]
     run = runs()
     # A Server launcher that starts a worker in a session of its own, as worker launchers do.
     wrapper = run.tmp / "server-with-worker"
-    wrapper.write_text('#!/bin/sh\n(setsid sleep 300 &)\nexec mindie_llm_server "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\n({launch} &)\nexec mindie_llm_server "$@"\n')
     wrapper.chmod(0o755)
     run.env["SUPERVISOR_PD_SERVER_COMMAND"] = str(wrapper)
     run.start()
     run.wait_ready()
+    if launch.startswith("env -i") and "each child runs in a cgroup of its own" not in run.log():
+        pytest.skip("only a cgroup of its own finds a worker like this one, and none could be made here")
     marker = str(run.tmp)
     before = wait_until(lambda: len(_sleepers(marker)) == 4 and _sleepers(marker), what="four workers")
     old = run.process_status("server-2")["pid"]

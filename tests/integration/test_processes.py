@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
-from supervisor_pd.runtime import processes
+import pytest
+
+from supervisor_pd.runtime import cgroups, processes
 from supervisor_pd.runtime.spec import HttpCheck, Kind, ProcessSpec
 from tests.simstack import wait_until
 from tests.superstack import alive
@@ -56,7 +60,7 @@ def test_children_die_with_the_thread_that_spawned_them(tmp_path: Path) -> None:
         import os, sys
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
         from pathlib import Path
-        from supervisor_pd.runtime import processes
+        from supervisor_pd.runtime import cgroups, processes
         from tests.integration.test_processes import spec
         child = processes.spawn(spec(Path({str(tmp_path)!r}), ("sleep", "60")), None)
         print(child.pid, flush=True)
@@ -156,3 +160,89 @@ def test_a_child_gets_back_the_file_limit_the_supervisor_raised(tmp_path: Path) 
     child = processes.spawn(spec(tmp_path, ("sh", "-c", f"ulimit -Sn > {out}")), None, file_limit=321)
     assert child.wait(10) == 0
     assert out.read_text().strip() == "321"
+
+
+@pytest.fixture
+def owned_cgroup(tmp_path: Path) -> Iterator[Path]:
+    """A cgroup v2 folder of this test's own, where the machine lets us make one."""
+    own = cgroups.own_cgroup()
+    if own is None:
+        pytest.skip("no cgroup v2 hierarchy is mounted here")
+    folder = own / f"test-{os.getpid()}-{tmp_path.name}"
+    try:
+        folder.mkdir()
+    except OSError as exc:
+        pytest.skip(f"cannot make a cgroup below {own}: {exc.strerror}")
+    try:
+        yield folder
+    finally:
+        for child in sorted(folder.rglob("*/"), reverse=True):
+            with contextlib.suppress(OSError):
+                child.rmdir()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def test_a_cgroup_finds_a_worker_that_left_its_group_and_cleared_its_environment(
+    tmp_path: Path, owned_cgroup: Path
+) -> None:
+    taken = cgroups.Cgroups.take("t3st", own=owned_cgroup)
+    assert taken is not None
+    pidfile = tmp_path / "worker.pid"
+    # Only a cgroup can tell this one apart: no group, no session, no tag, no parent of ours.
+    script = f"(env -i setsid sh -c 'echo $$ > {pidfile}; exec sleep 60' &); exec sleep 60"
+    child = processes.spawn(spec(tmp_path, ("sh", "-c", script)), None, tag="t3st/server-5", cgroup=taken.folder("t"))
+    worker = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the worker"))
+    assert b"SUPERVISOR_PD_PROCESS" not in Path(f"/proc/{worker}/environ").read_bytes()
+    assert {child.pid, worker} <= taken.members("t")
+    taken.kill("t")
+    assert child.wait(10) == -signal.SIGKILL
+    wait_until(lambda: not alive(worker), what="the worker killed with its cgroup")
+    wait_until(lambda: not taken.members("t"), what="the cgroup empty")
+    taken.close()
+    assert not taken.base.exists()
+
+
+def test_a_dead_supervisors_cgroups_are_swept(tmp_path: Path, owned_cgroup: Path) -> None:
+    taken = cgroups.Cgroups.take("d3ad", own=owned_cgroup)
+    assert taken is not None
+    child = processes.spawn(spec(tmp_path, ("sleep", "60")), None, cgroup=taken.folder("server-1"))
+    wait_until(lambda: child.pid in taken.members("server-1"), what="the child in its cgroup")
+    pidfile = processes.PidFile(tmp_path / "children.json")
+    pidfile.write("d3ad", {}, taken.base)
+    assert pidfile.sweep() == ["1 process(es) left in its cgroups"]
+    assert child.wait(10) == -signal.SIGKILL
+    assert not taken.base.exists()
+
+
+def test_a_cgroup_elsewhere_than_ours_is_never_swept(tmp_path: Path) -> None:
+    assert cgroups.sweep(tmp_path / "not-a-supervisor-cgroup") == 0
+
+
+def test_where_our_cgroup_is(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_text("12:cpuset:/\n0::/kubepods/pod1/c0\n")
+    (proc / "mountinfo").write_text(
+        "30 25 0:26 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n"
+        "31 25 0:27 /kubepods/pod1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
+    )
+    assert cgroups.own_cgroup(proc) == Path("/sys/fs/cgroup/c0")
+    (proc / "cgroup").write_text("12:cpuset:/\n")  # cgroup v1 only
+    assert cgroups.own_cgroup(proc) is None
+
+
+def test_the_guardian_kills_the_cgroups_and_removes_them(tmp_path: Path, owned_cgroup: Path) -> None:
+    taken = cgroups.Cgroups.take("gu4rd", own=owned_cgroup)
+    assert taken is not None
+    pidfile = tmp_path / "worker.pid"
+    script = f"(env -i setsid sh -c 'echo $$ > {pidfile}; exec sleep 60' &); exec sleep 60"
+    child = processes.spawn(spec(tmp_path, ("sh", "-c", script)), None, cgroup=taken.folder("server-1"))
+    worker = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the worker"))
+    guardian = processes.Guardian()
+    guardian.start("gu4rd")
+    guardian.cgroups(taken.base)
+    guardian.close()  # the supervisor died
+    assert child.wait(10) == -signal.SIGKILL
+    wait_until(lambda: not alive(worker), what="the worker killed with its cgroup")
+    wait_until(lambda: not taken.base.exists(), what="the cgroups removed")

@@ -26,6 +26,7 @@ import pytest
 from supervisor_pd.api import server as api_server
 from supervisor_pd.api.proxy import PREDICT_PATHS, TRITON_SUFFIXES
 from supervisor_pd.api.server import MAX_TAIL, ApiServer
+from supervisor_pd.errors import InputError
 from supervisor_pd.plan.planner import make_plan
 from supervisor_pd.platform.tools import run_tool
 from supervisor_pd.runtime.logs import MAX_LINE, SUPERVISOR, TAIL_LINES, LogSink
@@ -211,6 +212,26 @@ async def test_the_socket_is_0600_and_needs_no_token(tmp_path: Path, token: str 
         assert not served.socket.exists()  # removed when the port closes
     finally:
         os.umask(previous)
+
+
+async def test_the_socket_removed_at_the_end_is_only_the_one_this_server_made(tmp_path: Path) -> None:
+    async with serve(tmp_path, token=None) as served:
+        # Another process replaced it meanwhile (its own socket at the same path).
+        served.socket.unlink()
+        other = socket.socket(socket.AF_UNIX)
+        other.bind(str(served.socket))
+    try:
+        assert served.socket.exists() and stat.S_ISSOCK(served.socket.stat().st_mode)
+    finally:
+        other.close()
+
+
+async def test_a_socket_path_that_holds_a_file_is_refused_and_kept(tmp_path: Path) -> None:
+    api = make_api(tmp_path, None)
+    api.socket_path.write_text("not a socket")
+    with pytest.raises(InputError, match="is not a socket; it is not replaced"):
+        await api.start()
+    assert api.socket_path.read_text() == "not a socket"
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,8 @@ def test_status_table() -> None:
         "name": "server-1",
         "component": "server",
         "role": "prefill",
-        "state": "ready",
+        "state": "running",
+        "ready": False,
         "since": now - 90,
         "pid": 42,
         "restarts": 1,
@@ -108,6 +109,7 @@ def test_status_table() -> None:
         "NAME",
         "ROLE",
         "STATE",
+        "READY",
         "FOR",
         "PID",
         "RESTARTS",
@@ -121,7 +123,8 @@ def test_status_table() -> None:
     assert lines[4].split() == [
         "server-1",
         "prefill",
-        "ready",
+        "running",
+        "no",
         "90s",
         "42",
         "1",
@@ -134,4 +137,4 @@ def test_status_table() -> None:
         "ok",
         "1.2ms",
     ]
-    assert lines[5].split() == ["controller", "controller", "ready", "90s", "-", "1", "-", "1030", "-", "-", "-"]
+    assert lines[5].split() == ["controller", "controller", "running", "-", "90s", "-", "1", "-", "1030", "-", "-", "-"]
