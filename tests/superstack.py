@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -137,11 +138,15 @@ class SupervisorRun:
         return self.process.wait(timeout)
 
     def cleanup(self) -> None:
-        """Whatever a test left: the supervisor and anything started from this test's folder."""
+        """Whatever a test left: the supervisor, then anything started from this test's folder that
+        its guardian did not clean up within a few seconds (it gets the chance: it removes cgroups)."""
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+        deadline = time.monotonic() + 5
+        while tree_pids(str(self.tmp)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for pid in tree_pids(str(self.tmp)):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)

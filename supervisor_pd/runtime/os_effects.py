@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -51,6 +52,10 @@ class OsEffects:
         self.on_probe: list[ProbeListener] = []
         self.guardian = processes.Guardian()
         self._guarded: set[int] = set()
+        # Every child's Popen until its exit is reaped here: a Popen dropped while its process runs
+        # goes on subprocess's list of processes to poll, and the next Popen() would reap it there,
+        # out of our sight, so its exit would never be noticed.
+        self._popens: dict[int, subprocess.Popen[bytes]] = {}
         self._tg: TaskGroup | None = None
         self._prober: Prober | None = None
 
@@ -81,6 +86,7 @@ class OsEffects:
         cpus = spec.cpus if self.applies_cpus else None
         cgroup = self.cgroups.folder(spec.name) if self.cgroups is not None else None
         popen = processes.spawn(spec, cpus, tag=self.tag(spec.name), file_limit=self.file_limit, cgroup=cgroup)
+        self._popens[popen.pid] = popen
         self._task(self._watch_exit, popen.pid)
         for stream, pipe in (("stdout", popen.stdout), ("stderr", popen.stderr)):
             if pipe is not None:
@@ -126,6 +132,9 @@ class OsEffects:
     def reap(self) -> None:
         """The one place exit statuses are collected: ours and orphans' alike."""
         for pid, code in processes.reap():
+            popen = self._popens.pop(pid, None) or self.guardian.popen(pid)
+            if popen is not None:
+                popen.returncode = code  # reaped: nothing left for subprocess to poll
             self.post(Exited(pid, code))
 
     async def _watch_exit(self, pid: int) -> None:
