@@ -79,14 +79,18 @@ class Drainer:
             if self.stage is before:
                 return
 
-    def next_wakeup(self, now: float) -> float:
-        moment = {
-            Stage.SETTLE: min(self.settle_until, self.next_idle if self.hooks_done else self.settle_until),
-            Stage.STOP_REQUESTS: self.stop_until,
-            Stage.TERM: self.group_until,
-            Stage.FINAL: self.final_until if self.final_until is not None else now,
-        }.get(self.stage, now + 1.0)
-        return max(now, moment)
+    def moments(self) -> list[float]:
+        """When advance() will have something to do; answers and exits move it on otherwise."""
+        if self.stage is Stage.SETTLE:
+            polling = self.hooks_done and not self.idle and not self.idle_pending
+            return [self.settle_until, self.next_idle] if polling else [self.settle_until]
+        if self.stage is Stage.STOP_REQUESTS:
+            return [self.stop_until]
+        if self.stage is Stage.TERM:
+            return [self.group_until]
+        if self.stage is Stage.FINAL and self.final_until is not None:
+            return [self.final_until]
+        return []
 
     def _settle(self, now: float) -> None:
         if now >= self.settle_until or (self.hooks_done and self.idle):

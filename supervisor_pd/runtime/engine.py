@@ -115,29 +115,31 @@ class Engine:
         self.health.judge()
 
     def next_wakeup(self) -> float:
+        """The next moment tick() has something to do. Each part lists only what tick() will act on
+        when it is due (not a probe already on its way, not a start that waits for a dependency),
+        so a moment already past means "at once" and never makes the loop spin."""
         now = self.fx.now()
         times = [now + 1.0]  # at least once a second, so the heartbeat /livez reads stays fresh
         if self.guardian.pid is None:
             times.append(self.guardian.next_start)
         if self.drainer is not None:
-            times.append(self.drainer.next_wakeup(now))
-        else:
-            times += self._moments()
-        # A moment already past did not make tick() act: events, not the clock, move things on.
-        return min([moment for moment in times if moment > now], default=now + 1.0)
+            times += self.drainer.moments()
+        elif self.phase not in STOPPING_PHASES:
+            times += self._moments(now)
+        return max(now, min(times))
 
-    def _moments(self) -> list[float]:
+    def _moments(self, now: float) -> list[float]:
         times = [self.started + self.settings.ready_seconds] if self.phase is Phase.STARTING else []
         if self._rules_due is not None:
             times.append(self._rules_due)
         for child in self.children.values():
-            for moment in (child.start_deadline if child.state is ProcState.STARTING else None,
-                           child.stop_deadline if child.state is ProcState.STOPPING else None,
-                           child.restart_at if child.state in states.WAITING else None):  # fmt: skip
-                if moment is not None:
-                    times.append(moment)
-        times.append(self.health.next_wakeup(self.fx.now()))
-        return times
+            if child.state is ProcState.STARTING and child.start_deadline is not None:
+                times.append(child.start_deadline)
+            elif child.state is ProcState.STOPPING and child.stop_deadline is not None:
+                times.append(child.stop_deadline)
+            elif child.startable and child.restart_at is not None and child.restart_at > now:
+                times.append(child.restart_at)  # one already due waits for its dependencies: events
+        return times + self.health.moments()
 
     # --- facts ---------------------------------------------------------------------------
 
@@ -277,7 +279,7 @@ class Engine:
                 if starting.get(group, 0) >= (self.settings.start_concurrency or len(self.children)):
                     continue
                 starting[group] = starting.get(group, 0) + 1
-            self.start(child)
+            self.start(child, now)
 
     def dependencies_met(self, child: Child) -> bool:
         for dependency in child.spec.depends_on:
@@ -305,8 +307,8 @@ class Engine:
 
     # --- acting on processes -------------------------------------------------------------
 
-    def start(self, child: Child) -> None:
-        now = self.fx.now()
+    def start(self, child: Child, now: float) -> None:
+        """Spawn `child`; `now` is the tick's, so what is due at once is done in the same tick."""
         try:
             pid = self.fx.spawn(child.spec, child.run + 1)
         except OSError as exc:

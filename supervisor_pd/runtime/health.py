@@ -27,10 +27,13 @@ if TYPE_CHECKING:
     from supervisor_pd.runtime.child import Child
     from supervisor_pd.runtime.engine import Engine
 
-UP_POLL = 0.1
+UP_POLL = 0.05
 FAST_INTERVAL = 0.5
-# When every Server is ready and only the Coordinator is not (the Controller is about to refresh
-# it), the Coordinator alone is asked this often: it is the last step back to ready.
+# After the service was ready once (degraded), a process that is up but not ready is asked this
+# often, apart from the rounds: how soon /readyz follows a recovery depends on it. And when every
+# Server is ready and only the Coordinator is not (the Controller is about to refresh it), the
+# Coordinator alone is asked this often: it is the last step back to ready.
+CHASE_POLL = 0.05
 LAST_STEP_POLL = 0.05
 
 
@@ -47,6 +50,7 @@ class Health:
         self.round: Round | None = None
         self.next_round = engine.started
         self.next_observer = engine.started
+        self.next_chase: dict[str, float] = {}
         children = engine.children
         self.serving = [name for name, child in children.items() if child.spec.serving]
         self.observers: dict[str, list[str]] = {name: [] for name in children}
@@ -68,16 +72,33 @@ class Health:
         if self.round is None and now >= self.next_round:
             self._begin_round(now)
         elif self.round is None:
+            self._chase(now)
             self._last_step(now)
         for child in engine.children.values():
             if child.state not in UP or now < child.next_live:
                 continue
-            if Probe.LIVE in child.probing:
-                continue
-            if Probe.READY in child.probing and child.readiness.last is not None:
-                continue  # a ready process is about to prove it is alive
+            if not self._live_due_possible(child):
+                continue  # one on its way, or a ready process about to prove it is alive
             child.next_live = now + interval
             engine.request(child, Probe.LIVE)
+
+    def _chased(self) -> list[Child]:
+        engine = self.engine
+        if engine.phase is not Phase.DEGRADED:
+            return []
+        return [
+            child
+            for child in engine.children.values()
+            if child.state in UP and child.spec.ready is not None and not child.spec.observes
+            and child.spec.serving and child.readiness.last is None
+        ]  # fmt: skip
+
+    def _chase(self, now: float) -> None:
+        """Ask again, often, the processes a recovery waits for."""
+        for child in self._chased():
+            if now >= self.next_chase.get(child.name, 0.0):
+                self.next_chase[child.name] = now + CHASE_POLL
+                self.engine.request(child, Probe.READY)
 
     def _last_step(self, now: float) -> None:
         """Ask the observers again, alone, when only they keep the service from being ready."""
@@ -98,16 +119,28 @@ class Health:
             return waiting
         return []
 
-    def next_wakeup(self, now: float) -> float:
-        times = [self.next_round] if self.round is None else [now + UP_POLL]
-        if self.round is None and self._only_observers_missing():
-            times.append(self.next_observer)
-        for child in self.engine.children.values():
-            if child.state is ProcState.STARTING:
+    def moments(self) -> list[float]:
+        """When schedule() will have something to do: never for a probe already on its way."""
+        engine = self.engine
+        if self.round is None:
+            times = [self.next_round]
+            if self._only_observers_missing():
+                times.append(self.next_observer)
+            times += [self.next_chase.get(c.name, 0.0) for c in self._chased() if Probe.READY not in c.probing]
+        else:
+            times = [self.round.started + 2 * engine.settings.health_timeout + 1]
+        for child in engine.children.values():
+            if child.state is ProcState.STARTING and Probe.UP not in child.probing:
                 times.append(child.next_up_probe)
-            elif child.state in UP:
+            elif child.state in UP and self._live_due_possible(child):
                 times.append(child.next_live)
-        return min(times)
+        return times
+
+    @staticmethod
+    def _live_due_possible(child: Child) -> bool:
+        if Probe.LIVE in child.probing:
+            return False
+        return not (Probe.READY in child.probing and child.readiness.last is not None)
 
     def _begin_round(self, now: float) -> None:
         engine = self.engine

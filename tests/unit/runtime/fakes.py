@@ -121,6 +121,19 @@ class Stack:
         self.fx.clock += seconds
         self.engine.tick()
 
+    def run_for(self, seconds: float) -> None:
+        """Drive the engine as the real loop does: wake only at the moments it names."""
+        end = self.fx.clock + seconds
+        for _ in range(100_000):
+            wake = self.engine.next_wakeup()
+            if wake > end:
+                self.fx.clock = end
+                self.engine.tick()
+                return
+            self.fx.clock = max(self.fx.clock, wake)
+            self.engine.tick()
+        raise AssertionError("the engine asked to be woken at once, again and again: the loop would spin")
+
     def post(self, event: Event, tick: bool = True) -> None:
         self.engine.handle(event)
         if tick:

@@ -705,7 +705,7 @@ def test_the_coordinator_alone_is_asked_often_when_it_is_the_last_step_back() ->
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
-def test_the_loop_is_never_woken_for_a_moment_already_past(scenario: Callable[[], object], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_loop_never_spins(scenario: Callable[[], object], monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # After every tick, the engine's next moment lies ahead: a past one would spin the loop.
     from supervisor_pd.runtime.engine import Engine
 
@@ -713,7 +713,51 @@ def test_the_loop_is_never_woken_for_a_moment_already_past(scenario: Callable[[]
 
     def checked(self: Engine) -> None:
         real(self)
-        assert self.next_wakeup() > self.fx.now()
+        if self.next_wakeup() <= self.fx.now():  # something is due at once: one more tick does it
+            real(self)
+            assert self.next_wakeup() > self.fx.now(), "due again at once: the loop would spin"
 
     monkeypatch.setattr(Engine, "tick", checked)
     scenario()
+
+
+def test_a_recovering_server_is_asked_often_and_only_it() -> None:
+    stack = Stack()
+    stack.bring_up()
+    stack.exit("server-3")
+    stack.gone("server-3")
+    stack.advance(2)
+    stack.up("server-3")
+    stack.answer_all(Probe.READY, ok=True)  # the round under way: server-3 answers, not ready yet
+    if stack.pending("server-3", Probe.READY) is not None:
+        stack.answer("server-3", Probe.READY, ok=False)
+    stack.child("server-3").readiness.clear()
+    began = stack.fx.clock
+    for _ in range(6):
+        stack.advance(0.05)
+        if stack.pending("server-3", Probe.READY) is not None:
+            stack.answer("server-3", Probe.READY, ok=False)
+    asked = [c for c in stack.fx.probes if c.probe is Probe.READY and c.sent > began]
+    assert len([c for c in asked if c.name == "server-3"]) >= 5
+    assert not [c for c in asked if c.name in ("server-1", "server-2", "server-4")]
+
+
+def test_driven_by_its_own_wakeups_a_restarted_process_is_probed_at_once() -> None:
+    # The loop wakes only when next_wakeup() says: nothing due may be missed until the heartbeat.
+    stack = Stack(restart_backoff=0.2, restart_backoff_max=0.2)
+    stack.bring_up()
+    stack.exit("coordinator")
+    stack.gone("coordinator")
+    stack.run_for(0.5)
+    assert stack.state("coordinator") is S.STARTING
+    started = stack.child("coordinator").started_at
+    first = next(c for c in stack.fx.probes if c.name == "coordinator" and c.probe is Probe.UP and c.run == 2)
+    assert first.sent == started  # in the very tick that spawned it, not a second later
+    probes = [c for c in stack.fx.probes if c.name == "coordinator" and c.probe is Probe.UP and c.run == 2]
+    assert len(probes) == 1  # the next one waits for this one's answer
+    answered = stack.fx.clock
+    stack.answer("coordinator", Probe.UP, ok=False, tick=False)  # not listening yet
+    stack.run_for(0.2)
+    probes = [c for c in stack.fx.probes if c.name == "coordinator" and c.probe is Probe.UP and c.run == 2]
+    assert probes[1].sent == answered  # overdue already: asked again at once
+    assert len(probes) == 2  # and not again while that one is on its way
