@@ -118,7 +118,8 @@ def _pgid(run: SupervisorRun, name: str) -> int:
 
 @pytest.mark.parametrize("victims", [("server-1", "server-2"), ("coordinator",)], ids=["both-prefill", "coordinator"])
 def test_readyz_never_says_ready_while_the_coordinator_refuses(runs, victims: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
-    run = runs()
+    # The production health interval (5 s): a readiness that lingers between checks would show.
+    run = runs(env={"SUPERVISOR_PD_HEALTH_INTERVAL": "5", "SUPERVISOR_PD_HEALTH_TIMEOUT": "2"})
     run.start()
     run.wait_ready()
     truth = Truth(run)
