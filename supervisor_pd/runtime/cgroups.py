@@ -88,8 +88,9 @@ class Cgroups:
                 os.kill(pid, signal.SIGKILL)
 
     def close(self) -> None:
-        """Remove the (empty) cgroups; one still holding a process stays for a successor's sweep."""
-        for folder in self.base.glob("*/"):
+        """Remove the (empty) cgroups; one still holding a process stays for a successor's sweep.
+        The guardian removes them too when the supervisor exits: whichever comes first."""
+        for folder in _folders(self.base):
             with contextlib.suppress(OSError):
                 folder.rmdir()
         with contextlib.suppress(OSError):
@@ -99,10 +100,10 @@ class Cgroups:
 def sweep(base: Path) -> int:
     """Kill and remove what a dead supervisor left in its cgroups (`base`, named by its record);
     returns the processes killed. Never another supervisor's: only the path it recorded."""
-    if not base.name.startswith(PREFIX):
+    if not base.name.startswith(PREFIX) or not base.is_dir():
         return 0
     killed = 0
-    for folder in [*base.glob("*/"), base]:
+    for folder in [*_folders(base), base]:
         try:
             pids = (folder / "cgroup.procs").read_text().split()
         except OSError:
@@ -113,7 +114,15 @@ def sweep(base: Path) -> int:
                 killed += 1
     cgroups = Cgroups(base)
     deadline = time.monotonic() + 2.0
-    while any(cgroups.members(folder.name) for folder in base.glob("*/")) and time.monotonic() < deadline:
+    while any(cgroups.members(folder.name) for folder in _folders(base)) and time.monotonic() < deadline:
         time.sleep(0.01)  # the killed leave their cgroup as they die
     cgroups.close()
     return killed
+
+
+def _folders(base: Path) -> list[Path]:
+    """The child cgroups under `base`; none if it is gone (the guardian may have removed it)."""
+    try:
+        return [entry for entry in base.iterdir() if entry.is_dir()]
+    except OSError:
+        return []

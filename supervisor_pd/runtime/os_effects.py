@@ -132,7 +132,7 @@ class OsEffects:
     def reap(self) -> None:
         """The one place exit statuses are collected: ours and orphans' alike."""
         for pid, code in processes.reap():
-            popen = self._popens.pop(pid, None) or self.guardian.popen(pid)
+            popen = self._popens.pop(pid, None) or self.guardian.process_for(pid)
             if popen is not None:
                 popen.returncode = code  # reaped: nothing left for subprocess to poll
             self.post(Exited(pid, code))
@@ -200,9 +200,9 @@ class OsEffects:
             self.log(f"cannot record the process groups: {exc.strerror}")
 
     def close(self) -> None:
-        self.guardian.close()
         if self.cgroups is not None:
             self.cgroups.close()
+        self.guardian.close()
 
     # --- probes and hooks ----------------------------------------------------------------
 

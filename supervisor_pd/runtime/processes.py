@@ -249,7 +249,7 @@ class Guardian:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def popen(self, pid: int) -> subprocess.Popen[bytes] | None:
+    def process_for(self, pid: int) -> subprocess.Popen[bytes] | None:
         return self._process if self._process is not None and self._process.pid == pid else None
 
     def start(self, instance: str = "") -> int:

@@ -246,3 +246,13 @@ def test_the_guardian_kills_the_cgroups_and_removes_them(tmp_path: Path, owned_c
     assert child.wait(10) == -signal.SIGKILL
     wait_until(lambda: not alive(worker), what="the worker killed with its cgroup")
     wait_until(lambda: not taken.base.exists(), what="the cgroups removed")
+
+
+def test_cgroups_already_removed_are_no_error(tmp_path: Path, owned_cgroup: Path) -> None:
+    taken = cgroups.Cgroups.take("g0ne", own=owned_cgroup)
+    assert taken is not None
+    taken.folder("server-1")
+    (taken.base / "server-1").rmdir()
+    taken.base.rmdir()  # the guardian got there first
+    taken.close()
+    assert cgroups.sweep(taken.base) == 0
