@@ -151,3 +151,20 @@ def test_the_security_document_names_only_tests_and_files_that_exist() -> None:
         ):
             missing.append(path)
     assert missing == []
+
+
+def test_the_state_machine_in_the_docs_is_the_one_in_the_code() -> None:
+    from supervisor_pd.runtime.states import TRANSITIONS
+
+    text = (REPO / "docs" / "running.md").read_text()
+    code = {(old.value, new.value) for old, targets in TRANSITIONS.items() for new in targets}
+    diagram = set(re.findall(r"^\s+(\w+) --> (\w+):", text, re.M))
+    assert diagram == code
+    section = text[text.index("| from | to |") :].split("\n\n")[0]
+    table = set()
+    for row in re.findall(r"^\| (\w+(?:, \w+)*) \| (.+) \|$", section, re.M)[1:]:
+        for old in row[0].split(", "):
+            for target in re.sub(r"\([^)]*\)", "", row[1]).replace("nothing: final", "").split(","):
+                if target.strip():
+                    table.add((old, target.strip()))
+    assert table == code
