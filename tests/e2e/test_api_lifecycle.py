@@ -7,8 +7,6 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -20,22 +18,6 @@ from tests.superstack import SupervisorRun, check_stop_order
 
 SLOW_TOKENS = {"SUPERVISOR_PD_SIM_TPOT_MS": "20"}
 FRESH_METRICS = {"SUPERVISOR_PD_METRICS_CACHE_SECONDS": "0", "SUPERVISOR_PD_METRICS_TIMEOUT": "0.3"}
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    made: list[SupervisorRun] = []
-
-    def make(**kwargs: Any) -> SupervisorRun:
-        folder = tmp_path / f"run{len(made)}"
-        folder.mkdir()
-        run = SupervisorRun(folder, **kwargs)
-        made.append(run)
-        return run
-
-    yield make
-    for run in made:
-        run.cleanup()
 
 
 def client(run: SupervisorRun) -> openai.OpenAI:

@@ -7,30 +7,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.simstack import wait_until
-from tests.superstack import SupervisorRun, alive, check_stop_order, descendants
+from tests.superstack import alive, check_stop_order, descendants
 
 CHAT = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    made: list[SupervisorRun] = []
-
-    def make(**kwargs) -> SupervisorRun:  # type: ignore[no-untyped-def]
-        run = SupervisorRun(tmp_path / f"run{len(made)}", **kwargs)
-        (tmp_path / f"run{len(made)}").mkdir(exist_ok=True)
-        made.append(run)
-        return run
-
-    yield make
-    for run in made:
-        run.cleanup()
 
 
 def test_bring_up_then_a_clean_stop(runs) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,22 +23,6 @@ from tests.simstack import http, wait_until
 from tests.superstack import SupervisorRun, alive, descendants
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    made: list[SupervisorRun] = []
-
-    def make(**kwargs) -> SupervisorRun:  # type: ignore[no-untyped-def]
-        folder = tmp_path / f"run{len(made)}"
-        folder.mkdir()
-        run = SupervisorRun(folder, **kwargs)
-        made.append(run)
-        return run
-
-    yield make
-    for run in made:
-        run.cleanup()
 
 
 # --- /readyz tells the truth while processes die and come back ------------------------------
