@@ -18,7 +18,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from supervisor_pd.api.errors import as_openai_error, mindie_error, openai_error
 from supervisor_pd.api.metrics import ProxyMetrics
+from supervisor_pd.api.requests import DuplicateKey, parse_body, shown, unsupported
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.settings import Settings
 
@@ -51,46 +53,6 @@ HOP_BY_HOP = frozenset(
     }
 )
 RETRY_AFTER = "5"
-
-
-def openai_error(status: int, message: str, param: str | None = None, code: str | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
-
-
-def mindie_error(status: int, message: str, kind: str = "Input Validation Error") -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps({"error": message, "error_type": kind}), content_type="application/json"
-    )
-
-
-def unsupported(path: str, body: Any) -> str | None:
-    """The first parameter PD disaggregation cannot serve, or None (MindIE's API docs: n, best_of,
-    use_beam_search and logprobs do not work together with PD disaggregation; stop is not
-    supported in PD mode)."""
-    if not isinstance(body, dict):
-        return None
-    places = [body]
-    if isinstance(body.get("parameters"), dict):
-        places.append(body["parameters"])
-    for where in places:
-        n, best_of = where.get("n"), where.get("best_of")
-        if isinstance(n, int) and not isinstance(n, bool) and n > 1:
-            return "n"
-        if isinstance(best_of, int) and not isinstance(best_of, bool) and best_of > 1:
-            return "best_of"
-        if where.get("use_beam_search") is True:
-            return "use_beam_search"
-        logprobs = where.get("logprobs")
-        if logprobs is True or (isinstance(logprobs, int) and not isinstance(logprobs, bool)):
-            return "logprobs"
-        if where.get("top_logprobs") not in (None, 0):
-            return "top_logprobs"
-        if where.get("stop") not in (None, "", []):
-            return "stop"
-        if where.get("include_stop_str_in_output") is True:
-            return "include_stop_str_in_output"
-    return None
 
 
 class Proxy:
@@ -167,10 +129,13 @@ class Proxy:
         body = await request.read()
         if self.settings.check_pd_params and request.path != "/v1/tokenizer":
             try:
-                parsed = orjson.loads(body) if body else None
-            except orjson.JSONDecodeError:
+                parsed = parse_body(body) if body else None
+            except DuplicateKey as exc:
+                message = f"`{shown(exc.key)}` is given more than once in the request body."
+                return (openai_error if openai else mindie_error)(400, message)
+            except ValueError:
                 return (openai_error if openai else mindie_error)(400, "The request body is not valid JSON.")
-            param = unsupported(request.path, parsed)
+            param = unsupported(parsed)
             if param is not None:
                 message = f"`{param}` is not supported with prefill/decode disaggregation."
                 return (
@@ -202,6 +167,8 @@ class Proxy:
                 if upstream.content_length is not None and "event-stream" not in content_type:
                     data = await upstream.read()
                     metrics.ttft.labels(path).observe(time.perf_counter() - began)
+                    if status >= 400 and request.path in OPENAI_PATHS:
+                        return as_openai_error(status, data, out)
                     return web.Response(status=status, body=data, headers=out)
                 out["X-Accel-Buffering"] = "no"
                 out.setdefault("Cache-Control", "no-cache")

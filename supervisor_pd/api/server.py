@@ -19,16 +19,17 @@ import socket
 import stat
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from supervisor_pd import unixsock
 from supervisor_pd.api import health
+from supervisor_pd.api.errors import body_policy, errors, index, json_response
 from supervisor_pd.api.metrics import MetricsEndpoint
 from supervisor_pd.api.proxy import Proxy
+from supervisor_pd.api.requests import shown
 from supervisor_pd.api.status import process, status
 from supervisor_pd.errors import InputError
 from supervisor_pd.plan.model import Plan
@@ -45,31 +46,6 @@ PROBES = {"livez": health.liveness, "readyz": health.readiness, "startupz": heal
 MAX_TAIL = 1000
 
 
-def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status_code, body=orjson.dumps(data), content_type="application/json", headers=headers)
-
-
-def _shown(text: str) -> str:
-    """User input echoed in an error: printable and short."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return clean if len(clean) <= 64 else clean[:61] + "..."
-
-
-@web.middleware
-async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every error is a JSON body; nothing a client sends becomes a 500 or a traceback."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return json_response(
-            {"error": exc.reason},
-            exc.status,
-            headers={k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")},
-        )
-
-
 class _ServerLog(logging.Handler):
     """aiohttp's own log, into the supervisor's: a request its HTTP parser refuses (a client's
     fault, answered 400) is one line there, not a traceback; anything else keeps its traceback."""
@@ -82,7 +58,7 @@ class _ServerLog(logging.Handler):
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, HttpProcessingError):
             reason = (error.message or "").strip().splitlines()
-            self.supervisor.log(f"{record.getMessage()}: {error.code} {_shown(reason[0] if reason else '')}")
+            self.supervisor.log(f"{record.getMessage()}: {error.code} {shown(reason[0] if reason else '')}")
             return
         for line in self.format(record).splitlines():
             self.supervisor.log(line)
@@ -134,7 +110,7 @@ class ApiServer:
 
     def app(self) -> web.Application:
         limit = self.settings.proxy_max_body_bytes or self.plan.coordinator.body_limit
-        app = web.Application(middlewares=[errors], client_max_size=limit)
+        app = web.Application(middlewares=[errors, body_policy], client_max_size=limit)
         app.on_response_prepare.append(self._close_when_draining)
         for name in PROBES:
             app.router.add_get(f"/{name}", self.probe)
@@ -146,15 +122,37 @@ class ApiServer:
         app.router.add_post("/v1/processes/{name}/restart", self.restart)
         app.router.add_post("/v1/drain", self.drain)
         app.router.add_get("/metrics", self.render_metrics)
+        app.router.add_get("/", self.index)
         self.proxy.add_routes(app)
         return app
+
+    async def index(self, request: web.Request) -> web.Response:
+        return index(
+            {
+                "probes": "GET /livez /readyz /startupz (?verbose, /readyz/<check>)",
+                "status": "GET /v1/status /v1/processes /v1/processes/{name} /v1/processes/{name}/logs",
+                "metrics": "GET /metrics",
+                "inference": "POST /v1/chat/completions /v1/completions and the Coordinator's other paths; "
+                "GET /v1/models",
+                "control": "POST /v1/processes/{name}/restart /v1/drain (a bearer token on TCP)",
+            }
+        )
 
     async def start(self) -> None:
         await self.proxy.start()
         # A logger of this server's own, outside logging's tree: nothing else reaches its handler.
         logger = logging.Logger("supervisor_pd.api.http")
         logger.addHandler(_ServerLog(self.supervisor))
-        runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True, logger=logger)
+        # Bodies are never inflated (api/requests.py), and a body left unread after a reply is not
+        # read on (api/errors.py closes such a connection or has read the body already).
+        runner = web.AppRunner(
+            self.app(),
+            access_log=None,
+            handler_cancellation=True,
+            logger=logger,
+            auto_decompress=False,
+            lingering_time=0,
+        )
         await runner.setup()
         self._runner = runner
         host, port = self.plan.supervisor.api_host, self.plan.supervisor.api_port
@@ -221,7 +219,7 @@ class ApiServer:
         if wanted is not None:
             checks = [c for c in checks if c.name == wanted]
             if not checks:
-                return json_response({"error": f"no check named {_shown(wanted)!r} in /{kind}"}, 404)
+                return json_response({"error": f"no check named {shown(wanted)!r} in /{kind}"}, 404)
         ok = all(check.ok for check in checks)
         if "verbose" in request.query:
             lines = [f"[{'+' if c.ok else '-'}]{c.name} {'ok' if c.ok else 'failed'}: {c.detail}" for c in checks]
@@ -237,7 +235,7 @@ class ApiServer:
         child = view.process(name)
         if child is None:
             known = ", ".join(p.name for p in view.processes)
-            raise _NotFound(f"no process named {_shown(name)!r}; known: {known}")
+            raise _NotFound(f"no process named {shown(name)!r}; known: {known}")
         return child
 
     async def status(self, request: web.Request) -> web.Response:
@@ -258,7 +256,7 @@ class ApiServer:
         names = [p.name for p in self.supervisor.snapshot().processes]
         if name != SUPERVISOR and name not in names:
             known = ", ".join([*names, SUPERVISOR])
-            return json_response({"error": f"no process named {_shown(name)!r}; known: {known}"}, 404)
+            return json_response({"error": f"no process named {shown(name)!r}; known: {known}"}, 404)
         try:
             tail = int(request.query.get("tail", "100"))
             after = int(request.query["after"]) if "after" in request.query else None
@@ -288,7 +286,7 @@ class ApiServer:
         peer = request.remote or "?"
         if self.token is None:
             self.supervisor.log(
-                f"control request {request.method} {_shown(request.path)} from {peer} refused: no token is set"
+                f"control request {request.method} {shown(request.path)} from {peer} refused: no token is set"
             )
             return json_response(
                 {"error": f"control on the TCP port is off: set {env_name('api_token')} or use the local socket"}, 403
@@ -299,7 +297,7 @@ class ApiServer:
         given = credentials if scheme.lower() == "bearer" else ""
         if not hmac.compare_digest(given.encode(errors="replace"), self.token.encode()):
             self.supervisor.log(
-                f"control request {request.method} {_shown(request.path)} from {peer} refused: no valid token"
+                f"control request {request.method} {shown(request.path)} from {peer} refused: no valid token"
             )
             return json_response(
                 {"error": "a valid bearer token is required"}, 401, headers={"WWW-Authenticate": "Bearer"}

@@ -20,9 +20,11 @@ Coordinator's predict port in that folder's ms_coordinator.json.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,9 +363,12 @@ JSON = "Content-Type: application/json"
 AUTH = f"Authorization: Bearer {TOKEN}"
 CHAT = "/v1/chat/completions"
 LOGS = "/v1/processes/server-1/logs"
-BODIES, HEADERS, PATHS, METHODS, TOKENS, QUERIES, ENCODING = (
+BODIES, HEADERS, PATHS, METHODS, TOKENS, QUERIES, ENCODING, COMPRESSED = (
     "HTTP bodies", "HTTP headers", "HTTP paths", "HTTP methods", "HTTP tokens", "HTTP queries", "HTTP encoding",
+    "HTTP compressed bodies",
 )  # fmt: skip
+# 16 KiB of gzip that inflates to 16 MiB of zeros (bench/attack_bench.py sends 1 MiB -> 1 GiB).
+GZIP_BOMB = gzip.compress(b"\0" * (16 << 20), compresslevel=9)
 
 # fmt: off
 HTTP_CASES: list[HttpCase] = [
@@ -395,11 +400,11 @@ HTTP_CASES: list[HttpCase] = [
     http("unknown-process-logs", PATHS, "/v1/processes/nope/logs", req("GET", "/v1/processes/nope/logs"), 404, "no process named 'nope'"),
     http("unknown-check", PATHS, "/readyz/%1b[31mnope (an escape in the check name)", req("GET", "/readyz/%1b[31mnope"), 404, "no check named '?[31mnope'"),
     http("unknown-model", PATHS, "/v1/models/%00", req("GET", "/v1/models/%00"), 404, "does not exist"),
-    http("unknown-path", PATHS, "/v2/nothing/here", req("GET", "/v2/nothing/here"), 404, "Not Found"),
+    http("unknown-path", PATHS, "/v2/nothing/here", req("GET", "/v2/nothing/here"), 404, "No route /v2/nothing/here"),
     # --- methods ---
     http("get-drain", METHODS, "GET /v1/drain", req("GET", "/v1/drain"), 405, "Method Not Allowed"),
     http("delete-status", METHODS, "DELETE /v1/status", req("DELETE", "/v1/status"), 405, "Method Not Allowed"),
-    http("get-chat", METHODS, "GET /v1/chat/completions", req("GET", CHAT), 405, "Method Not Allowed"),
+    http("get-chat", METHODS, "GET /v1/chat/completions", req("GET", CHAT), 405, "GET is not allowed here"),
     http("put-restart", METHODS, "PUT /v1/processes/server-1/restart", req("PUT", "/v1/processes/server-1/restart", AUTH), 405, "Method Not Allowed"),
     http("unknown-method", METHODS, "BREW /livez", req("BREW", "/livez"), 400, "Invalid method", parser=True),
     # --- tokens ---
@@ -425,6 +430,27 @@ HTTP_CASES: list[HttpCase] = [
     http("query-encoded-bytes", ENCODING, "logs?tail=%FF", req("GET", LOGS + "?tail=%FF"), 400, "whole numbers"),
     http("tls-hello", ENCODING, "a TLS ClientHello on the plain HTTP port", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 64, 400, "HTTPS", parser=True),
     http("not-http", ENCODING, "a line that is not HTTP", b"not http at all\r\n\r\n", 400, "Invalid method", parser=True),
+    # --- compressed bodies: refused before a byte is read or inflated ---
+    http("gzip-bomb", COMPRESSED, "chat body: 16 KiB of gzip that inflates to 16 MiB", req("POST", CHAT, JSON, "Content-Encoding: gzip", body=GZIP_BOMB), 415, "Content-Encoding 'gzip' is not accepted"),
+    http("gzip-valid", COMPRESSED, "chat body: a valid small gzip JSON body", req("POST", CHAT, JSON, "Content-Encoding: gzip", body=gzip.compress(b'{"messages": []}')), 415, "send the request body uncompressed"),
+    http("deflate", COMPRESSED, "completions body: deflate", req("POST", "/v1/completions", JSON, "Content-Encoding: deflate", body=zlib.compress(b'{"prompt": "x"}')), 415, "'deflate' is not accepted"),
+    http("brotli", COMPRESSED, "generate body: Content-Encoding br", req("POST", "/generate", JSON, "Content-Encoding: br", body=b"\x0b\x02\x80hi\x03"), 415, "'br' is not accepted"),
+    http("zstd", COMPRESSED, "chat body: Content-Encoding zstd", req("POST", CHAT, JSON, "Content-Encoding: zstd", body=b"\x28\xb5\x2f\xfd"), 415, "'zstd' is not accepted"),
+    http("stacked", COMPRESSED, "chat body: Content-Encoding gzip, gzip", req("POST", CHAT, JSON, "Content-Encoding: gzip, gzip", body=gzip.compress(gzip.compress(b"{}"))), 415, "'gzip, gzip' is not accepted"),
+    http("gzip-chunked", COMPRESSED, "chat body: gzip, chunked, 2 MiB announced", req("POST", CHAT, JSON, "Content-Encoding: gzip", "Transfer-Encoding: chunked") + b"%x\r\n" % len(GZIP_BOMB[:65536]) + GZIP_BOMB[:65536] + b"\r\n", 415, "not accepted"),
+    http("gzip-on-get", COMPRESSED, "GET /v1/status with Content-Encoding gzip and a body", req("GET", "/v1/status", "Content-Encoding: gzip", body=gzip.compress(b"x")), 415, "not accepted"),
+    http("gzip-on-control", COMPRESSED, "POST /v1/drain with a gzip body and the token", req("POST", "/v1/drain", AUTH, "Content-Encoding: gzip", body=gzip.compress(b"{}")), 415, "not accepted"),
+    # --- JSON the Coordinator and supervisor_pd could read differently ---
+    http("duplicate-key", BODIES, 'chat body with "n" twice', req("POST", CHAT, JSON, body=b'{"messages": [], "n": 1, "n": 2}'), 400, "`n` is given more than once"),
+    http("duplicate-key-nested", BODIES, 'generate body with parameters.best_of twice', req("POST", "/generate", JSON, body=b'{"inputs": "x", "parameters": {"best_of": 1, "best_of": 3}}'), 400, "`best_of` is given more than once"),
+    http("n-float", BODIES, "chat with n: 2.0", req("POST", CHAT, JSON, body=b'{"messages": [], "n": 2.0}'), 400, "`n` is not supported"),
+    http("n-string", BODIES, 'chat with n: "2"', req("POST", CHAT, JSON, body=b'{"messages": [], "n": "2"}'), 400, "`n` is not supported"),
+    http("best-of-float", BODIES, "completions with best_of: 3.0", req("POST", "/v1/completions", JSON, body=b'{"prompt": "x", "best_of": 3.0}'), 400, "`best_of` is not supported"),
+    http("beam-one", BODIES, "completions with use_beam_search: 1", req("POST", "/v1/completions", JSON, body=b'{"prompt": "x", "use_beam_search": 1}'), 400, "`use_beam_search` is not supported"),
+    http("beam-string", BODIES, 'completions with use_beam_search: "true"', req("POST", "/v1/completions", JSON, body=b'{"prompt": "x", "use_beam_search": "true"}'), 400, "`use_beam_search` is not supported"),
+    http("logprobs-string", BODIES, 'chat with logprobs: "true"', req("POST", CHAT, JSON, body=b'{"messages": [], "logprobs": "true"}'), 400, "`logprobs` is not supported"),
+    # --- the inference API's shape ---
+    http("unknown-v1-path", PATHS, "/v1/embeddings (not served by MindIE's Coordinator)", req("POST", "/v1/embeddings", JSON, body=b"{}"), 404, "No route /v1/embeddings"),
 ]
 # fmt: on
 

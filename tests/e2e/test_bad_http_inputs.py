@@ -8,6 +8,7 @@ the supervisor must still be running, ready (no case drained it) and free of tra
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import socket
 import threading
@@ -18,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.corpus.bad_inputs import HTTP_CASES, SLOW_CASES, TOKEN, HttpCase, SlowCase
+from supervisor_pd.api.errors import openai_path
+from tests.corpus.bad_inputs import GZIP_BOMB, HTTP_CASES, SLOW_CASES, TOKEN, HttpCase, SlowCase
 from tests.report import record
 from tests.superstack import SupervisorRun, running
 
@@ -91,7 +93,12 @@ def test_a_bad_request_gets_a_4xx_and_the_port_keeps_serving(run: SupervisorRun,
         text = reply.body.decode("utf-8", errors="replace")
     else:
         assert reply.headers.get("content-type", "").startswith("application/json"), reply.headers
-        text = error_text(json.loads(reply.body))
+        body = json.loads(reply.body)
+        text = error_text(body)
+        target = case.request.split(b" ", 2)[1].decode(errors="replace").split("?")[0]
+        if openai_path(target):
+            # What the official OpenAI clients read: {"error": {"message", "type", "param", "code"}}.
+            assert set(body["error"]) == {"message", "type", "param", "code"}, body
     if reply.status == 405:
         assert reply.headers.get("allow"), "a 405 says which methods are allowed"
     for word in case.words:
@@ -155,6 +162,46 @@ def test_slow_clients_do_not_hold_up_others(run: SupervisorRun, case: SlowCase) 
             "outcome": f"HTTP 200 to {len(latencies)} probes meanwhile, slowest {max(latencies) * 1000:.0f} ms",
         },
     )
+
+
+def test_a_compressed_body_is_refused_before_it_is_read(run: SupervisorRun) -> None:
+    # Headers and the first 1 KiB of a 1 MiB gzip body; the rest is never sent. The reply comes
+    # anyway: nothing waited for (or inflated) the body.
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % (1 << 20)
+    )
+    with socket.create_connection(("127.0.0.1", run.ports.api), timeout=REPLY_TIMEOUT) as sock:
+        sock.sendall(head + GZIP_BOMB[:1024])
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)
+            assert chunk, "closed without a reply"
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 415"), reply[:200]
+        assert b"connection: close" in reply.lower()  # and no lingering read of what would follow
+
+
+def test_a_small_compressed_body_is_refused_and_the_connection_stays_usable(run: SupervisorRun) -> None:
+    body = gzip.compress(b'{"messages": []}')
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    ) + body
+    with socket.create_connection(("127.0.0.1", run.ports.api), timeout=REPLY_TIMEOUT) as sock:
+        sock.sendall(request)
+        reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 415"), reply[:200]
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # the same connection, next request
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_the_index_and_unknown_inference_paths(run: SupervisorRun) -> None:
+    code, body = run.api("GET", "/")
+    assert code == 200 and "routes" in json.loads(body)
+    code, body = run.api("GET", "/v1/embeddings")
+    assert code == 404
+    assert json.loads(body)["error"]["code"] == "not_found"
 
 
 def test_the_supervisor_kept_serving(run: SupervisorRun) -> None:
