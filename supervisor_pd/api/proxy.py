@@ -136,6 +136,11 @@ class Proxy:
             except ValueError:
                 return (openai_error if openai else mindie_error)(400, "The request body is not valid JSON.")
             param = unsupported(parsed)
+            if openai and isinstance(parsed, dict) and parsed.get("model") is None:
+                # MindIE's Server refuses an OpenAI request without `model` (422); OpenAI-compatible
+                # servers take the one they serve. So does this port: there is only one.
+                parsed["model"] = self.plan.model_name
+                body = orjson.dumps(parsed)
             if param is not None:
                 message = f"`{param}` is not supported with prefill/decode disaggregation."
                 return (

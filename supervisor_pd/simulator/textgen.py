@@ -125,6 +125,25 @@ def _int(value: Any, name: str, default: int) -> int:
     return value
 
 
+def _check_model(body: dict[str, Any], served: str, chat: bool) -> None:
+    """The Server's `model` check on the OpenAI paths (MindIE-LLM
+    src/server/endpoint/single_req_infer_interface/single_req_openai_infer_interface.cpp:53-75 for
+    chat, single_req_vllm_openai_completions_infer_interface.cpp:170-190 for completions; 422 from
+    single_req_infer_interface_base.cpp:373-380). MindIE also refuses a request without `model`;
+    the simulator lets one through (supervisor_pd's port fills it in; see the README)."""
+    if body.get("model") is None:
+        return
+    value = body["model"]
+    if not isinstance(value, str):
+        raise InvalidRequest("Request param model must be string")
+    if not value:
+        raise InvalidRequest("Request param model must be not empty")
+    if value != served:
+        if chat:
+            raise InvalidRequest(f"Got model {value}, but not found in server")
+        raise InvalidRequest("Not found given model, please check modelName in config file.")
+
+
 def parse(path: str, body: Any, model: str, default_tokens: int, limit: int, request_id: str) -> Generation:
     """Read a generation request of any supported API. Raises InvalidRequest."""
     if not isinstance(body, dict):
@@ -132,6 +151,8 @@ def parse(path: str, body: Any, model: str, default_tokens: int, limit: int, req
     stream = bool(body.get("stream", False))
     include_usage = False
     params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    if path in ("/v1/chat/completions", "/v1/completions"):
+        _check_model(body, model, chat=path == "/v1/chat/completions")
     if path == "/v1/chat/completions":
         api = Api.CHAT
         messages = body.get("messages")

@@ -449,6 +449,10 @@ HTTP_CASES: list[HttpCase] = [
     http("beam-one", BODIES, "completions with use_beam_search: 1", req("POST", "/v1/completions", JSON, body=b'{"prompt": "x", "use_beam_search": 1}'), 400, "`use_beam_search` is not supported"),
     http("beam-string", BODIES, 'completions with use_beam_search: "true"', req("POST", "/v1/completions", JSON, body=b'{"prompt": "x", "use_beam_search": "true"}'), 400, "`use_beam_search` is not supported"),
     http("logprobs-string", BODIES, 'chat with logprobs: "true"', req("POST", CHAT, JSON, body=b'{"messages": [], "logprobs": "true"}'), 400, "`logprobs` is not supported"),
+    # --- the model: MindIE's Server checks it (422), the port fills in a missing one ---
+    http("model-unknown-chat", BODIES, 'chat with model "nope"', req("POST", CHAT, JSON, body=b'{"model": "nope", "messages": [{"role": "user", "content": "x"}]}'), 422, "Got model nope, but not found in server"),
+    http("model-unknown-completions", BODIES, 'completions with model "nope"', req("POST", "/v1/completions", JSON, body=b'{"model": "nope", "prompt": "x"}'), 422, "Not found given model"),
+    http("model-not-a-string", BODIES, "chat with model 7", req("POST", CHAT, JSON, body=b'{"model": 7, "messages": [{"role": "user", "content": "x"}]}'), 422, "model must be string"),
     # --- the inference API's shape ---
     http("unknown-v1-path", PATHS, "/v1/embeddings (not served by MindIE's Coordinator)", req("POST", "/v1/embeddings", JSON, body=b"{}"), 404, "No route /v1/embeddings"),
 ]

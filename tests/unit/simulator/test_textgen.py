@@ -66,3 +66,19 @@ def test_api_detection(path: str, body: dict, api: str, stream: bool) -> None:
     g = gen(path, body)
     assert (g.api, g.stream) == (api, stream)
     assert textgen.full_body(g)
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "message"),
+    [
+        ("/v1/chat/completions", "other", "Got model other, but not found in server"),
+        ("/v1/completions", "other", "Not found given model, please check modelName in config file."),
+        ("/v1/chat/completions", 3, "Request param model must be string"),
+        ("/v1/completions", "", "Request param model must be not empty"),
+    ],
+)
+def test_the_model_is_checked_as_mindie_does(path: str, model: object, message: str) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": "x"}], "prompt": "x"}
+    with pytest.raises(textgen.InvalidRequest, match=message):
+        gen(path, body)
+    assert gen(path, {**body, "model": "m"}).model == "m"
