@@ -29,6 +29,7 @@ from supervisor_pd.api import health
 from supervisor_pd.api.errors import body_policy, errors, index, json_response
 from supervisor_pd.api.metrics import MetricsEndpoint
 from supervisor_pd.api.proxy import Proxy
+from supervisor_pd.api.refusals import Refusals
 from supervisor_pd.api.requests import shown
 from supervisor_pd.api.status import process, status
 from supervisor_pd.errors import InputError
@@ -50,15 +51,17 @@ class _ServerLog(logging.Handler):
     """aiohttp's own log, into the supervisor's: a request its HTTP parser refuses (a client's
     fault, answered 400) is one line there, not a traceback; anything else keeps its traceback."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervisor, refusals: Refusals) -> None:
         super().__init__(logging.WARNING)
         self.supervisor = supervisor
+        self.refusals = refusals
 
     def emit(self, record: logging.LogRecord) -> None:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, HttpProcessingError):
             reason = (error.message or "").strip().splitlines()
-            self.supervisor.log(f"{record.getMessage()}: {error.code} {shown(reason[0] if reason else '')}")
+            line = f"{record.getMessage()}: {error.code} {shown(reason[0] if reason else '')}"
+            self.refusals.note("malformed", line)
             return
         for line in self.format(record).splitlines():
             self.supervisor.log(line)
@@ -80,6 +83,7 @@ class ApiServer:
             plan, supervisor.snapshot, settings.metrics_timeout, settings.metrics_cache_seconds
         )
         self.proxy = Proxy(self.plan, settings, self.metrics.proxy)
+        self.refusals = Refusals(supervisor.log, self.metrics.registry)
         self._runner: web.AppRunner | None = None
         self.socket_path: Path = settings.socket_path
         self._socket_inode: tuple[int, int] | None = None
@@ -142,7 +146,7 @@ class ApiServer:
         await self.proxy.start()
         # A logger of this server's own, outside logging's tree: nothing else reaches its handler.
         logger = logging.Logger("supervisor_pd.api.http")
-        logger.addHandler(_ServerLog(self.supervisor))
+        logger.addHandler(_ServerLog(self.supervisor, self.refusals))
         # Bodies are never inflated (api/requests.py), and a body left unread after a reply is not
         # read on (api/errors.py closes such a connection or has read the body already).
         runner = web.AppRunner(
@@ -285,8 +289,9 @@ class ApiServer:
             return None  # the socket is 0600: reaching it is the authentication
         peer = request.remote or "?"
         if self.token is None:
-            self.supervisor.log(
-                f"control request {request.method} {shown(request.path)} from {peer} refused: no token is set"
+            self.refusals.note(
+                "control-off",
+                f"control request {request.method} {shown(request.path)} from {peer} refused: no token is set",
             )
             return json_response(
                 {"error": f"control on the TCP port is off: set {env_name('api_token')} or use the local socket"}, 403
@@ -296,8 +301,9 @@ class ApiServer:
         # The scheme is case-insensitive (RFC 7235); the token is compared exactly.
         given = credentials if scheme.lower() == "bearer" else ""
         if not hmac.compare_digest(given.encode(errors="replace"), self.token.encode()):
-            self.supervisor.log(
-                f"control request {request.method} {shown(request.path)} from {peer} refused: no valid token"
+            self.refusals.note(
+                "unauthorized",
+                f"control request {request.method} {shown(request.path)} from {peer} refused: no valid token",
             )
             return json_response(
                 {"error": "a valid bearer token is required"}, 401, headers={"WWW-Authenticate": "Bearer"}

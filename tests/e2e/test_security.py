@@ -137,10 +137,8 @@ def test_tokens_and_prompts_leave_no_trace(run: SupervisorRun) -> None:
 
     lines = run.supervisor_lines()
     refused = [line for line in lines if "refused" in line]
-    assert refused == [
-        "control request POST /v1/drain from 127.0.0.1 refused: no valid token",
-        "control request POST /v1/processes/server-2/restart from 127.0.0.1 refused: no valid token",
-    ]
+    # The second refusal of the same kind within 10 s is counted, not logged (docs/SECURITY.md).
+    assert refused == ["control request POST /v1/drain from 127.0.0.1 refused: no valid token"]
     assert "restart of server-2 requested through the API" in lines
     assert [line for line in lines if line.startswith("Error handling request from 127.0.0.1: 400")]
     names = [p["name"] for p in status(run)["processes"]]
