@@ -200,6 +200,20 @@ class ApiServer:
             raise InputError(
                 env_name("api_socket"), f"{self.socket_path} exists and is not a socket; it is not replaced"
             )
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1.0)
+            probe.connect(str(self.socket_path))
+        except ConnectionRefusedError:
+            pass  # nobody listens: stale
+        except OSError as exc:
+            raise InputError(env_name("api_socket"), f"{self.socket_path} cannot be checked: {exc.strerror}") from None
+        else:
+            raise InputError(
+                env_name("api_socket"), f"{self.socket_path} is a socket another process listens on; it is not replaced"
+            )
+        finally:
+            probe.close()
         self.socket_path.unlink()
 
     def _remove_own_socket(self) -> None:

@@ -232,6 +232,21 @@ async def test_the_socket_removed_at_the_end_is_only_the_one_this_server_made(tm
         other.close()
 
 
+async def test_a_socket_another_process_listens_on_is_refused_and_a_stale_one_replaced(tmp_path: Path) -> None:
+    api = make_api(tmp_path, None)
+    live = socket.socket(socket.AF_UNIX)
+    live.bind(str(api.socket_path))
+    live.listen()
+    try:
+        with pytest.raises(InputError, match="another process listens on"):
+            await api.start()
+        assert api.socket_path.exists()
+    finally:
+        live.close()  # now stale: bound, nobody listening
+    async with serve(tmp_path, token=None) as served:
+        assert (await served.unix("GET", "/livez"))[0] == 200
+
+
 async def test_a_socket_path_that_holds_a_file_is_refused_and_kept(tmp_path: Path) -> None:
     api = make_api(tmp_path, None)
     api.socket_path.write_text("not a socket")
