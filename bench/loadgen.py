@@ -65,7 +65,12 @@ async def main(args: argparse.Namespace) -> None:
         raise SystemExit("loadgen talks to loopback only")
     stream = args.mode == "sse"
     body = json.dumps(
-        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": args.max_tokens, "stream": stream}
+        {
+            "model": "llama3-8b",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": args.max_tokens,
+            "stream": stream,
+        }
     ).encode()
     out: dict[str, list] = {"ttfb": [], "total": [], "events": [], "errors": []}
     connector = aiohttp.TCPConnector(limit=0)

@@ -115,7 +115,7 @@ class Api:
 
     def call(self, method: str, path: str) -> tuple[int, bytes]:
         lines = [f"{method} {path} HTTP/1.1", "Host: localhost", "Connection: close", "Content-Length: 0"]
-        if method == "POST" and self.address is not None:
+        if self.address is not None:  # control and logs need it on TCP
             token = _token()
             if token:
                 lines.append(f"Authorization: Bearer {token}")

@@ -8,6 +8,7 @@ meaning, so an existing pod spec works unchanged. Precedence: command-line flag 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from enum import StrEnum
@@ -23,6 +24,7 @@ from supervisor_pd.errors import InputError
 PREFIX = "SUPERVISOR_PD_"
 # supervisor_pd's secrets: never handed to another process (children, host tools, the guardian).
 SECRET_VARIABLES = (PREFIX + "API_TOKEN",)
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?")
 
 
 def without_secrets(env: Mapping[str, str]) -> dict[str, str]:
@@ -127,9 +129,16 @@ class Settings(BaseSettings):
         "Default: <state_dir>/api.sock.",
     )
     api_token: SecretStr | None = Field(
-        None, description="Bearer token for control requests (restart, drain) on the TCP port; unset = disabled there."
+        None,
+        description="Bearer token for control requests (restart, drain) and process logs on the TCP port; unset = "
+        "both disabled there (the local socket needs none).",
     )
     api_token_file: Path | None = Field(None, description="File holding the bearer token (instead of API_TOKEN).")
+    api_hosts: str = Field(
+        "",
+        description="Comma-separated host names the status routes answer for besides IP addresses, localhost and "
+        "the pod's own name (a browser page cannot read status through any other name: DNS rebinding).",
+    )
     proxy_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to the Coordinator.")
     proxy_read_timeout: float = Field(
         600.0, gt=0, description="Longest silence allowed from the Coordinator while a reply is streaming."
@@ -281,6 +290,18 @@ class Settings(BaseSettings):
         if not words:
             raise ValueError("must name a command")
         return value
+
+    @field_validator("api_hosts")
+    @classmethod
+    def _host_names(cls, value: str) -> str:
+        for name in (part.strip() for part in value.split(",")):
+            if name and not _HOST_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a host name (letters, digits, '-' and '.', comma-separated)")
+        return value
+
+    @property
+    def api_host_names(self) -> tuple[str, ...]:
+        return tuple(name.strip().lower() for name in self.api_hosts.split(",") if name.strip())
 
     @property
     def output(self) -> Path:

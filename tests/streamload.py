@@ -133,7 +133,7 @@ async def run(load: Load) -> dict[str, Any]:
         raise SystemExit(f"streamload: {host} is not a loopback address")
     payload = json.dumps(
         {
-            "model": "m",
+            "model": "llama3-8b",
             "messages": [{"role": "user", "content": "reliability"}],
             "max_tokens": load.max_tokens,
             "stream": True,

@@ -27,6 +27,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from supervisor_pd import unixsock
 from supervisor_pd.api import health
 from supervisor_pd.api.errors import body_policy, errors, index, json_response
+from supervisor_pd.api.hosts import HostPolicy
 from supervisor_pd.api.metrics import MetricsEndpoint
 from supervisor_pd.api.proxy import Proxy
 from supervisor_pd.api.refusals import Refusals
@@ -84,6 +85,7 @@ class ApiServer:
         )
         self.proxy = Proxy(self.plan, settings, self.metrics.proxy)
         self.refusals = Refusals(supervisor.log, self.metrics.registry)
+        self.hosts = HostPolicy(settings.api_host_names, self.refusals.note)
         self._runner: web.AppRunner | None = None
         self.socket_path: Path = settings.socket_path
         self._socket_inode: tuple[int, int] | None = None
@@ -114,7 +116,7 @@ class ApiServer:
 
     def app(self) -> web.Application:
         limit = self.settings.proxy_max_body_bytes or self.plan.coordinator.body_limit
-        app = web.Application(middlewares=[errors, body_policy], client_max_size=limit)
+        app = web.Application(middlewares=[errors, self.hosts.middleware, body_policy], client_max_size=limit)
         app.on_response_prepare.append(self._close_when_draining)
         for name in PROBES:
             app.router.add_get(f"/{name}", self.probe)
@@ -270,6 +272,10 @@ class ApiServer:
         return json_response(process(self.plan, child))
 
     async def logs(self, request: web.Request) -> web.Response:
+        # A process's output may hold what its requests carried: the token on TCP, as for control.
+        denied = self._denied(request, "log")
+        if denied is not None:
+            return denied
         name = request.match_info["name"]
         names = [p.name for p in self.supervisor.snapshot().processes]
         if name != SUPERVISOR and name not in names:
@@ -298,17 +304,17 @@ class ApiServer:
         sock = request.transport.get_extra_info("socket") if request.transport else None
         return sock is not None and sock.family == socket.AF_UNIX
 
-    def _denied(self, request: web.Request) -> web.Response | None:
+    def _denied(self, request: web.Request, what: str = "control") -> web.Response | None:
         if self._on_socket(request):
             return None  # the socket is 0600: reaching it is the authentication
         peer = request.remote or "?"
         if self.token is None:
             self.refusals.note(
-                "control-off",
-                f"control request {request.method} {shown(request.path)} from {peer} refused: no token is set",
+                f"{what}-off",
+                f"{what} request {request.method} {shown(request.path)} from {peer} refused: no token is set",
             )
             return json_response(
-                {"error": f"control on the TCP port is off: set {env_name('api_token')} or use the local socket"}, 403
+                {"error": f"{what} on the TCP port is off: set {env_name('api_token')} or use the local socket"}, 403
             )
         header = request.headers.get("Authorization", "")
         scheme, _, credentials = header.partition(" ")
@@ -317,7 +323,7 @@ class ApiServer:
         if not hmac.compare_digest(given.encode(errors="replace"), self.token.encode()):
             self.refusals.note(
                 "unauthorized",
-                f"control request {request.method} {shown(request.path)} from {peer} refused: no valid token",
+                f"{what} request {request.method} {shown(request.path)} from {peer} refused: no valid token",
             )
             return json_response(
                 {"error": "a valid bearer token is required"}, 401, headers={"WWW-Authenticate": "Bearer"}

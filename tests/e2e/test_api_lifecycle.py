@@ -150,7 +150,7 @@ def test_drain_refuses_new_requests_and_lets_streams_finish(runs) -> None:  # ty
     def stream() -> None:
         chunks = list(
             api.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=60, stream=True
+                model="llama3-8b", messages=[{"role": "user", "content": "hi"}], max_tokens=60, stream=True
             )
         )
         outcomes.append((len(chunks), chunks[-1].choices[0].finish_reason))
@@ -164,7 +164,7 @@ def test_drain_refuses_new_requests_and_lets_streams_finish(runs) -> None:  # ty
     assert drain.stdout == "supervisor: draining\n"
     wait_until(lambda: run.api("GET", "/readyz")[0] == 503, 10, what="readyz 503")
     with pytest.raises(openai.APIStatusError) as refused:
-        api.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+        api.chat.completions.create(model="llama3-8b", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
     assert refused.value.status_code == 503
     assert refused.value.response.headers["Retry-After"]
     assert refused.value.response.headers["Connection"] == "close"
@@ -192,7 +192,7 @@ def test_sigterm_waits_for_streams_through_the_port(runs) -> None:  # type: igno
     outcomes: list[int] = []
 
     def stream() -> None:
-        outcomes.append(len(list(api.completions.create(model="m", prompt="once", max_tokens=40, stream=True))))
+        outcomes.append(len(list(api.completions.create(model="llama3-8b", prompt="once", max_tokens=40, stream=True))))
 
     threads = [threading.Thread(target=stream) for _ in range(4)]
     for thread in threads:

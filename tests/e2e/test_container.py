@@ -60,7 +60,7 @@ def test_demo_image_serves_a_stream_and_stops_cleanly(image: str, name: str) -> 
     client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=30)
     chunks = list(
         client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hello"}], max_tokens=8, stream=True
+            model="llama3-8b", messages=[{"role": "user", "content": "hello"}], max_tokens=8, stream=True
         )
     )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)

@@ -65,18 +65,20 @@ class Served:
         ):
             return reply.status, await reply.read()
 
-    async def unix(self, method: str, path: str) -> tuple[int, Any]:
+    async def unix(self, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         connector = aiohttp.UnixConnector(path=str(self.socket))
         async with (
             aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.request(method, "http://localhost" + path) as reply,
+            session.request(method, "http://localhost" + path, headers=headers or {}) as reply,
         ):
             return reply.status, await reply.read()
 
 
-def make_api(tmp_path: Path, token: str | None) -> ApiServer:
+def make_api(tmp_path: Path, token: str | None, **extra: Any) -> ApiServer:
     """supervisor_pd's ApiServer for a planned 800I A2, on a free loopback port; no child runs."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     settings = Settings(
+        **extra,
         api_host="127.0.0.1",  # type: ignore[arg-type]
         api_port=free_port(),
         api_socket=tmp_path / "api.sock",
@@ -92,8 +94,8 @@ def make_api(tmp_path: Path, token: str | None) -> ApiServer:
 
 
 @asynccontextmanager
-async def serve(tmp_path: Path, token: str | None) -> AsyncIterator[Served]:
-    api = make_api(tmp_path, token)
+async def serve(tmp_path: Path, token: str | None, **extra: Any) -> AsyncIterator[Served]:
+    api = make_api(tmp_path, token, **extra)
     await api.start()
     try:
         yield Served(api, api.supervisor, api.plan.supervisor.api_port)
@@ -259,7 +261,7 @@ async def test_a_socket_path_that_holds_a_file_is_refused_and_kept(tmp_path: Pat
     "path",
     [
         *("/livez", "/readyz", "/startupz", "/v1/status", "/v1/processes", "/v1/processes/server-1"),
-        *("/v1/models", "/v1/processes/supervisor/logs", "/v1/processes/server-1/logs?tail=5", "/metrics"),
+        *("/v1/models", "/metrics"),
     ],
 )
 async def test_read_only_paths_need_no_token(tmp_path: Path, path: str) -> None:
@@ -267,6 +269,22 @@ async def test_read_only_paths_need_no_token(tmp_path: Path, path: str) -> None:
         code, body = await served.tcp("GET", path)
         assert code in (200, 503), (path, code)  # 503: a probe before the service is ready
         assert TOKEN.encode() not in body
+
+
+@pytest.mark.parametrize("path", ["/v1/processes/supervisor/logs", "/v1/processes/server-1/logs?tail=5"])
+async def test_logs_need_the_token_on_tcp_and_nothing_on_the_socket(tmp_path: Path, path: str) -> None:
+    # A child's output can carry what requests held (prompts, headers): the logs are not public.
+    async with serve(tmp_path, token=TOKEN) as served:
+        assert (await served.tcp("GET", path))[0] == 401
+        assert (await served.tcp("GET", path, {"Authorization": "Bearer wrong"}))[0] == 401
+        assert (await served.tcp("GET", path, {"Authorization": f"Bearer {TOKEN}"}))[0] == 200
+        assert (await served.unix("GET", path))[0] == 200
+        assert refusal_count(served, "unauthorized") == 2
+    async with serve(tmp_path / "off", token=None) as served:
+        code, body = await served.tcp("GET", path)
+        assert code == 403 and b"log on the TCP port is off" in body
+        assert refusal_count(served, "log-off") == 1
+        assert (await served.unix("GET", path))[0] == 200
 
 
 # --- limits -------------------------------------------------------------------------------------
@@ -325,13 +343,14 @@ async def test_what_replies_reveal(tmp_path: Path) -> None:
 
 
 async def test_log_reads_are_bounded(tmp_path: Path) -> None:
-    async with serve(tmp_path, token=None) as served:
+    async with serve(tmp_path, token=TOKEN) as served:
         sink = served.supervisor.sink
         for index in range(TAIL_LINES + 500):
             sink.line("server-1", "stdout", f"line {index}")
         sink.line("server-1", "stdout", "y" * (4 * MAX_LINE))
-        assert (await served.tcp("GET", f"/v1/processes/server-1/logs?tail={MAX_TAIL + 1}"))[0] == 400
-        code, body = await served.tcp("GET", f"/v1/processes/server-1/logs?tail={MAX_TAIL}")
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert (await served.tcp("GET", f"/v1/processes/server-1/logs?tail={MAX_TAIL + 1}", auth))[0] == 400
+        code, body = await served.tcp("GET", f"/v1/processes/server-1/logs?tail={MAX_TAIL}", auth)
         assert code == 200
         lines = orjson.loads(body)["lines"]
         assert len(lines) == TAIL_LINES  # what is kept in memory per process
@@ -481,3 +500,29 @@ def test_the_network_policy_example_is_valid(tmp_path: Path) -> None:
         [str(tool), "--strict", "-k", "1.32", "--quiet", str(file)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- Host (DNS rebinding) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/status", "/v1/processes", "/v1/processes/server-1"])
+async def test_status_answers_no_name_a_page_could_have_rebound(tmp_path: Path, path: str) -> None:
+    async with serve(tmp_path, token=TOKEN, api_hosts="pd.example.svc, Other.Example") as served:
+        port = served.url.rsplit(":", 1)[1]
+        code, body = await served.tcp("GET", path, {"Host": f"evil.example:{port}"})
+        assert code == 421
+        assert b"SUPERVISOR_PD_API_HOSTS" in body and b"evil.example" in body
+        assert (await served.tcp("GET", path, {"Host": "127.0.0.1.evil.example"}))[0] == 421
+        assert refusal_count(served, "host") == 2
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "[::1]:80", "LOCALHOST.", "pod.localhost"):
+            assert (await served.tcp("GET", path, {"Host": host}))[0] == 200, host
+        for host in ("pd.example.svc", f"other.example:{port}"):  # listed in SUPERVISOR_PD_API_HOSTS
+            assert (await served.tcp("GET", path, {"Host": host}))[0] == 200, host
+        assert (await served.unix("GET", path, {"Host": "evil.example"}))[0] == 200  # the 0600 socket
+
+
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/metrics", "/v1/models"])
+async def test_probes_and_metrics_answer_any_host(tmp_path: Path, path: str) -> None:
+    # Services, kubelets and scrapers reach the port by names the supervisor cannot know.
+    async with serve(tmp_path, token=None) as served:
+        assert (await served.tcp("GET", path, {"Host": "pd.default.svc.cluster.local"}))[0] in (200, 503)
