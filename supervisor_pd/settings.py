@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         description="Comma-separated host names the status routes answer for besides IP addresses, localhost and "
         "the pod's own name (a browser page cannot read status through any other name: DNS rebinding).",
     )
+    api_max_connections: int = Field(
+        0,
+        ge=0,
+        description="Client connections the HTTP port holds at most (then idle ones are closed, oldest first, "
+        "and inference beyond it gets 503); 0 = as many as the open-file limit allows while keeping descriptors "
+        "for probes and control.",
+    )
     proxy_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect to the Coordinator.")
     proxy_read_timeout: float = Field(
         600.0, gt=0, description="Longest silence allowed from the Coordinator while a reply is streaming."

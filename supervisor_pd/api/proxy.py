@@ -64,6 +64,8 @@ class Proxy:
         self.metrics = metrics
         self.draining = False
         self.in_flight = 0
+        # Set by the HTTP port from its connection budget (api/connections.py); None: no cap.
+        self.max_in_flight: int | None = None
         self.idle = asyncio.Event()
         self.idle.set()
         self.created = int(time.time())
@@ -127,6 +129,13 @@ class Proxy:
             response.headers["Retry-After"] = RETRY_AFTER
             return response
         body = await request.read()
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            # The port's descriptors are for probes and control now (api/connections.py).
+            response = (openai_error if openai else mindie_error)(
+                503, "Too many requests in flight on this port; retry later."
+            )
+            response.headers["Retry-After"] = "1"
+            return response
         if self.settings.check_pd_params and request.path != "/v1/tokenizer":
             try:
                 parsed = parse_body(body) if body else None

@@ -36,9 +36,9 @@ class Refusals:
         )
         self._kinds: dict[str, _Kind] = {}
 
-    def note(self, reason: str, line: str) -> None:
-        """One refusal of kind `reason`; `line` is what the log would say of it."""
-        self.counter.labels(reason).inc()
+    def note(self, reason: str, line: str, count: int = 1) -> None:
+        """`count` refusals of kind `reason`; `line` is what the log would say of them."""
+        self.counter.labels(reason).inc(count)
         now = self.clock()
         kind = self._kinds.get(reason)
         if kind is not None and now - kind.logged_at < INTERVAL:

@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import logging
 import os
+import resource
 import socket
 import stat
 import time
@@ -26,6 +27,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from supervisor_pd import unixsock
 from supervisor_pd.api import health
+from supervisor_pd.api.connections import ACCEPT_BURST, MINIMUM, Connections, capacity, open_descriptors
 from supervisor_pd.api.errors import body_policy, errors, index, json_response
 from supervisor_pd.api.hosts import HostPolicy
 from supervisor_pd.api.metrics import MetricsEndpoint
@@ -86,6 +88,9 @@ class ApiServer:
         self.proxy = Proxy(self.plan, settings, self.metrics.proxy)
         self.refusals = Refusals(supervisor.log, self.metrics.registry)
         self.hosts = HostPolicy(settings.api_host_names, self.refusals.note)
+        # The budget is set from the descriptor limit when the port opens (start).
+        self.connections = Connections(settings.api_max_connections or 1 << 30, self.refusals.note)
+        self._tcp: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
         self.socket_path: Path = settings.socket_path
         self._socket_inode: tuple[int, int] | None = None
@@ -96,6 +101,8 @@ class ApiServer:
         """Stop listening, then give keep-alive connections up to LINGER_SECONDS to carry one more
         request each (answered with `Connection: close`) before the rest are closed: a connection
         closed while its client is sending on it loses that request without a reply."""
+        if self._tcp is not None:
+            self._tcp.close()
         for site in list(runner.sites):
             await site.stop()
         self.proxy.draining = True
@@ -116,7 +123,9 @@ class ApiServer:
 
     def app(self) -> web.Application:
         limit = self.settings.proxy_max_body_bytes or self.plan.coordinator.body_limit
-        app = web.Application(middlewares=[errors, self.hosts.middleware, body_policy], client_max_size=limit)
+        app = web.Application(
+            middlewares=[self.connections.middleware, errors, self.hosts.middleware, body_policy], client_max_size=limit
+        )
         app.on_response_prepare.append(self._close_when_draining)
         for name in PROBES:
             app.router.add_get(f"/{name}", self.probe)
@@ -162,8 +171,17 @@ class ApiServer:
         await runner.setup()
         self._runner = runner
         host, port = self.plan.supervisor.api_host, self.plan.supervisor.api_port
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        children = len(self.supervisor.snapshot().processes)
+        limit = capacity(soft, open_descriptors(), children, self.settings.api_max_connections)
+        self.connections.limit = limit
+        self.proxy.max_in_flight = self.connections.max_in_flight
+        assert runner.server is not None
         try:
-            await web.TCPSite(runner, host, port, backlog=1024, reuse_address=True).start()
+            # Not a TCPSite: the protocol factory is the connection budget's (api/connections.py).
+            self._tcp = await asyncio.get_running_loop().create_server(
+                self.connections.factory(runner.server), host, port, backlog=ACCEPT_BURST, reuse_address=True
+            )
         except OSError as exc:
             await self.stop()
             raise InputError(env_name("api_port"), f"port {port} on {host} cannot be used: {exc.strerror}") from None
@@ -180,7 +198,14 @@ class ApiServer:
             await self.stop()
             raise
         await web.SockSite(runner, sock).start()
-        self.supervisor.log(f"HTTP port {host}:{port}; control socket {self.socket_path}")
+        self.supervisor.log(
+            f"HTTP port {host}:{port} (holds up to {limit} client connections); control socket {self.socket_path}"
+        )
+        if limit <= MINIMUM:
+            self.supervisor.log(
+                f"warning: the open-file limit ({soft}) leaves the HTTP port room for only {limit} client "
+                "connections; raise it (ulimit -n, the container runtime's nofile)"
+            )
 
     async def stop(self) -> None:
         if self._runner is not None:

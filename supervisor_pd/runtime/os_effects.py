@@ -107,9 +107,22 @@ class OsEffects:
 
         No event tells when a set of processes is gone; they are reaped as they die."""
         deadline = time.monotonic() + GROUP_GONE_LIMIT
-        tag, with_tagged = self.tag(name), True
+        tag, with_tagged, warned = self.tag(name), True, False
         while time.monotonic() < deadline:
-            table = processes.process_table()
+            try:
+                table = processes.process_table()
+            except OSError as exc:
+                # Out of descriptors (our own): nothing can be listed this turn. Kill what can
+                # be killed without a list and look again; a traceback here would end the stack.
+                if not warned:
+                    self.log(f"{name}: cannot list processes to clear its run ({exc.strerror}); trying again")
+                    warned = True
+                processes.signal_group(pgid, signal.SIGKILL)
+                if self.cgroups is not None:
+                    self.cgroups.kill(name)
+                self.reap()
+                await anyio.sleep(CLEAR_POLL)
+                continue
             left = processes.leftovers(pgid, tag, table, with_tagged) - {self.guardian.pid}
             if self.cgroups is not None:
                 left |= self.cgroups.members(name)
@@ -144,6 +157,8 @@ class OsEffects:
         except ProcessLookupError:
             self.reap()
             return
+        except OSError:
+            return  # out of descriptors: the supervisor's sweep (ORPHAN_REAP_INTERVAL) reaps it
         try:
             await anyio.wait_readable(fd)
         finally:

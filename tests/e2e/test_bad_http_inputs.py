@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import http.client as httpclient
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor_pd.api.errors import openai_path
 from tests.corpus.bad_inputs import GZIP_BOMB, HTTP_CASES, SLOW_CASES, TOKEN, HttpCase, SlowCase
@@ -202,6 +205,66 @@ def test_the_index_and_unknown_inference_paths(run: SupervisorRun) -> None:
     code, body = run.api("GET", "/v1/embeddings")
     assert code == 404
     assert json.loads(body)["error"]["code"] == "not_found"
+
+
+def refused(run: SupervisorRun, reason: str) -> float:
+    """supervisor_pd_requests_refused_total{reason} from /metrics."""
+    _, body = run.api("GET", "/metrics")
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == "supervisor_pd_requests_refused_total" and sample.labels.get("reason") == reason:
+                return sample.value
+    return 0.0
+
+
+def test_a_burst_of_refused_requests_leaves_the_log_tail_alone(run: SupervisorRun) -> None:
+    # 1,500 refusals, more than the 1,000 lines kept per process: each counted, few logged.
+    burst = 1500
+    before = refused(run, "unauthorized")
+    first = run.cli("logs", "supervisor", "-n", "1000").stdout.splitlines()
+    assert any("HTTP port" in line for line in first)
+    connection = httpclient.HTTPConnection("127.0.0.1", run.ports.api, timeout=REPLY_TIMEOUT)
+    try:
+        for _ in range(burst):
+            connection.request("POST", "/v1/drain", headers={"Authorization": "Bearer wrong"})
+            reply = connection.getresponse()
+            reply.read()
+            assert reply.status == 401
+    finally:
+        connection.close()
+    assert refused(run, "unauthorized") - before == burst
+    tail = run.cli("logs", "supervisor", "-n", "1000").stdout.splitlines()
+    assert any("HTTP port" in line for line in tail), "the supervisor's own lines were pushed out"
+    assert (
+        sum("refused: no valid token" in line for line in tail)
+        - sum("refused: no valid token" in line for line in first)
+        <= 2
+    )  # once per 10 s
+
+
+def test_idle_connections_cannot_starve_probes(runs) -> None:  # type: ignore[no-untyped-def]
+    # A supervisor with 512 file descriptors, and 600 connections that never send a request:
+    # the port closes the oldest idle ones (api/connections.py) and every probe is answered.
+    stack = runs()
+    process = stack.start(file_limit=512)
+    stack.wait_ready(timeout=60)
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(600):
+            idle.append(socket.create_connection(("127.0.0.1", stack.ports.api), timeout=5))
+        fds = Path(f"/proc/{process.pid}/fd")
+        for _ in range(20):
+            for path in ("/livez", "/readyz"):
+                assert stack.api("GET", path, timeout=3)[0] == 200, path
+            assert len(list(fds.iterdir())) < 512
+        chat = {"model": "llama3-8b", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        assert stack.api("POST", "/v1/chat/completions", chat, {"Content-Type": "application/json"})[0] == 200
+        assert refused(stack, "connections") >= 600 - 512
+        assert all(p["restarts"] == 0 for p in stack.status()["processes"])
+    finally:
+        for sock in idle:
+            sock.close()
+    assert stack.stop() == 0
 
 
 def test_the_supervisor_kept_serving(run: SupervisorRun) -> None:

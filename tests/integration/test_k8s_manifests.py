@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from supervisor_pd.api.server import PROBES, ApiServer
 from supervisor_pd.confdir import load_inputs
@@ -125,9 +126,14 @@ def coordinator_predict_port() -> int:
 def served_get_paths() -> set[str]:
     """The GET routes ApiServer registers (the proxy's routes left out), from the real route table."""
 
+    @web.middleware
+    async def passing(request: Any, handler: Any) -> Any:
+        return await handler(request)
+
     class Handlers:
         settings = SimpleNamespace(proxy_max_body_bytes=1)
         proxy = SimpleNamespace(add_routes=lambda app: None)
+        hosts = connections = SimpleNamespace(middleware=passing)
 
         def __getattr__(self, name: str) -> Any:
             async def handler(request: Any) -> None:

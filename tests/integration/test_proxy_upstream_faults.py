@@ -167,3 +167,47 @@ async def test_a_coordinator_that_stays_away_is_a_502_after_the_connect_timeout(
     finally:
         await proxy.close()
         await runner.cleanup()
+
+
+async def test_requests_beyond_the_in_flight_cap_get_503_and_the_rest_go_on() -> None:
+    # The HTTP port keeps descriptors for probes and control (api/connections.py): past its cap
+    # of proxied requests a new one is refused at once, in the shape of its API.
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"ok": True})
+
+    upstream = web.Application()
+    upstream.router.add_post("/{tail:.*}", held)
+    up_runner = web.AppRunner(upstream, shutdown_timeout=0.1)
+    await up_runner.setup()
+    up_port = free_port()
+    await web.TCPSite(up_runner, "127.0.0.1", up_port).start()
+    proxy, runner, url = await proxy_to(up_port)
+    proxy.max_in_flight = 2
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+
+            async def post(path: str) -> tuple[int, bytes, str | None]:
+                async with session.post(url + path, json={"prompt": "x"}) as reply:
+                    return reply.status, await reply.read(), reply.headers.get("Retry-After")
+
+            first = [asyncio.create_task(post("/v1/completions")) for _ in range(2)]
+            deadline = asyncio.get_running_loop().time() + 10
+            while proxy.in_flight < 2:
+                assert asyncio.get_running_loop().time() < deadline, "the two requests never got in flight"
+                await asyncio.sleep(0.01)
+            status, body, retry = await post("/v1/completions")
+            assert (status, retry) == (503, "1")
+            assert orjson.loads(body)["error"]["type"] == "server_error"
+            status, body, _ = await post("/infer")
+            assert status == 503 and "error_type" in orjson.loads(body)  # MindIE's shape on its paths
+            release.set()
+            assert [(await task)[0] for task in first] == [200, 200]
+            assert (await post("/v1/completions"))[0] == 200  # room again
+    finally:
+        release.set()
+        await proxy.close()
+        await runner.cleanup()
+        await up_runner.cleanup()

@@ -290,6 +290,31 @@ async def test_logs_need_the_token_on_tcp_and_nothing_on_the_socket(tmp_path: Pa
 # --- limits -------------------------------------------------------------------------------------
 
 
+async def test_idle_connections_give_way_to_probes(tmp_path: Path) -> None:
+    # 100 connections that never send a request, against a port that holds 40: the oldest are
+    # closed as new ones come, and every probe is answered.
+    async with serve(tmp_path, token=None, api_max_connections=40) as served:
+        host, port = served.url.removeprefix("http://").rsplit(":", 1)
+        idle = [await asyncio.open_connection(host, int(port)) for _ in range(100)]
+        try:
+            for _ in range(10):
+                assert (await served.tcp("GET", "/livez"))[0] == 200
+
+            async def closed(reader: asyncio.StreamReader) -> bool:
+                try:
+                    return await asyncio.wait_for(reader.read(1), 0.5) == b""
+                except TimeoutError:
+                    return False
+
+            results = [await closed(reader) for reader, _ in idle[:60]]
+            assert all(results), f"{results.count(False)} of the 60 oldest idle connections still open"
+            assert served.api.connections.open() <= 40
+            assert refusal_count(served, "connections") >= 60
+        finally:
+            for _, writer in idle:
+                writer.close()
+
+
 async def raw_status(served: Served, data: bytes) -> int:
     """The status code of the reply to `data`, sent as it is."""
     host, port = served.url.removeprefix("http://").rsplit(":", 1)
