@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api_bench import pct, started
+from bench.api_bench import cpu_seconds, pct, started
 from bench.report import update_section
 from tests.simstack import http
 from tests.superstack import SupervisorRun
@@ -103,9 +103,11 @@ async def _hold(port: int, stop: float, counts: Counter[str]) -> None:
 def attacker(port: int, seconds: float, bombs: int, idle: int, out: Any) -> None:
     """The attack, in a process of its own: its work must not slow the prober's clock."""
 
+    body = bomb() if bombs else b""
+    out.put("ready")
+
     async def main() -> dict[str, Any]:
         stop = time.monotonic() + seconds
-        body = bomb() if bombs else b""
         statuses: Counter[str] = Counter()
         counts: Counter[str] = Counter()
         peak = 0
@@ -151,7 +153,8 @@ def scenario(tmp: Path, seconds: float, bombs: int, idle: int, file_limit: int |
             )
             worker.start()
             os.sched_setaffinity(worker.pid, others)  # type: ignore[arg-type]
-            time.sleep(3)  # the bombs prepared and the idle connections opened: then measure
+            assert queue.get(timeout=120) == "ready"  # the bomb is made
+            time.sleep(2)  # the idle connections opened and the bombs flying: then measure
         fds: list[int] = []
         sampling = threading.Event()
 
@@ -161,7 +164,9 @@ def scenario(tmp: Path, seconds: float, bombs: int, idle: int, file_limit: int |
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        cpu, began = cpu_seconds(pid), time.monotonic()
         result["probes"] = probe(run.ports.api, seconds)
+        result["cpu"] = (cpu_seconds(pid) - cpu) / (time.monotonic() - began)
         sampling.set()
         sampler.join()
         if bombs or idle:
@@ -187,13 +192,14 @@ def rows(name: str, result: dict[str, Any]) -> list[str]:
 def describe(result: dict[str, Any]) -> str:
     attack = result.get("attack")
     if not attack:
-        return f"supervisor's open descriptors at most {result['fds']}"
+        return f"supervisor's open descriptors at most {result['fds']}, its CPU {result['cpu']:.0%}"
     bombs = ", ".join(f"{code}: {n}" for code, n in sorted(attack["bombs"].items())) or "none"
     idle = attack["idle"]
     return (
         f"bomb replies {bombs}; idle connections opened {idle.get('opened', 0)}, closed by the port "
         f"{idle.get('closed by the port', 0)}, at most {idle['peak open']} open at once, connect failures "
-        f"{idle.get('connect failed', 0)}; supervisor's open descriptors at most {result['fds']}"
+        f"{idle.get('connect failed', 0)}; supervisor's open descriptors at most {result['fds']}, its CPU "
+        f"{result['cpu']:.0%}"
     )
 
 
@@ -201,8 +207,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds of probing per scenario")
     parser.add_argument("--print-only", action="store_true", help="print the figures, do not write BENCHMARKS.md")
+    parser.add_argument("--only", choices=["quiet", "attack", "descriptors"], help="one scenario, printed only")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sp-attack-bench-"))
+    if args.only:
+        shape = {"quiet": (0, 0, None), "attack": (BOMB_CLIENTS, IDLE, None), "descriptors": (0, IDLE, 1024)}
+        try:
+            result = scenario(tmp / args.only, args.seconds, *shape[args.only])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print("\n".join([*rows(args.only, result), describe(result)]))
+        return
     try:
         quiet = scenario(tmp / "quiet", args.seconds, 0, 0, None)
         attack = scenario(tmp / "attack", args.seconds, BOMB_CLIENTS, IDLE, None)

@@ -16,6 +16,7 @@ every descriptor. So the port keeps a budget below the descriptor limit:
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,32 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-ACCEPT_BURST = 128  # the TCP site's backlog: what one accept round can take before we see it
+BACKLOG = 1024
+RECEIVE_BUFFER = 64 * 1024
+# Accepted before the budget sees them: uvloop (what `run` uses) hands over each connection as
+# it accepts it; plain asyncio accepts up to the backlog in a round, so more could pass at once.
+ACCEPT_BURST = 128
 SPARE = 64
 PER_CHILD = 8
 PROBE_ROOM = 32  # connections a full load of streams leaves for probes, status and control
 MINIMUM = 2 * PROBE_ROOM
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The TCP port's socket. A long backlog: under a flood of connects the kernel queues a probe's
+    connection instead of dropping it (the client would retry after a second). A small receive
+    buffer: a body refused at its headers (415, 413) has little more read and parsed first."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def open_descriptors() -> int:
@@ -54,6 +76,10 @@ class Connections:
         self.refused = refused
         self._in_request: dict[RequestHandler, int] = {}
         self._server: web.Server | None = None
+        # An upper bound of the open connections: counted at the last look, plus those made
+        # since (closing only lowers it). Looking copies the list, so only near the limit.
+        self._counted = 0
+        self._made_since = 0
 
     @property
     def max_in_flight(self) -> int:
@@ -67,15 +93,19 @@ class Connections:
         self._server = server
 
         def make() -> RequestHandler:
-            self._make_room(server.connections)
+            self._made_since += 1
+            if self._counted + self._made_since >= self.limit:
+                handlers = server.connections
+                self._counted, self._made_since = len(handlers) - self._make_room(handlers), 1
             return server()
 
         return make
 
-    def _make_room(self, handlers: list[RequestHandler]) -> None:
+    def _make_room(self, handlers: list[RequestHandler]) -> int:
+        """Close idle connections until a new one fits; how many were closed."""
         excess = len(handlers) + 1 - self.limit
         if excess <= 0:
-            return
+            return 0
         closed = 0
         for handler in handlers:  # oldest first: the order connections were made
             if closed >= excess:
@@ -90,6 +120,7 @@ class Connections:
                 "are kept for probes and control)",
                 closed,
             )
+        return closed
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:

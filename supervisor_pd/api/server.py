@@ -27,7 +27,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from supervisor_pd import unixsock
 from supervisor_pd.api import health
-from supervisor_pd.api.connections import ACCEPT_BURST, MINIMUM, Connections, capacity, open_descriptors
+from supervisor_pd.api.connections import MINIMUM, Connections, capacity, listening_socket, open_descriptors
 from supervisor_pd.api.errors import body_policy, errors, index, json_response
 from supervisor_pd.api.hosts import HostPolicy
 from supervisor_pd.api.metrics import MetricsEndpoint
@@ -180,7 +180,7 @@ class ApiServer:
         try:
             # Not a TCPSite: the protocol factory is the connection budget's (api/connections.py).
             self._tcp = await asyncio.get_running_loop().create_server(
-                self.connections.factory(runner.server), host, port, backlog=ACCEPT_BURST, reuse_address=True
+                self.connections.factory(runner.server), sock=listening_socket(host, port)
             )
         except OSError as exc:
             await self.stop()
