@@ -44,7 +44,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         sock.bind((host, port))
-        sock.listen(BACKLOG)
+        sock.listen(BACKLOG)  # create_server listens again: it is given BACKLOG too
         sock.setblocking(False)
     except OSError:
         sock.close()

@@ -9,6 +9,7 @@ clients show the message; errors of supervisor_pd's own routes are `{"error": ".
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -96,21 +97,31 @@ def _code(status: int) -> str | None:
     return {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(status)
 
 
-@web.middleware
-async def body_policy(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Identity-encoded bodies only (api/requests.py): a compressed one is refused before it is read."""
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    if encoding in IDENTITY:
-        return await handler(request)
-    message = f"Content-Encoding {shown(encoding)!r} is not accepted: send the request body uncompressed."
-    if openai_path(request.path):
-        response = openai_error(415, message, "Content-Encoding", "unsupported_content_encoding")
-    elif inference_path(request.path) or request.path == "/":
-        response = mindie_error(415, message, "Unsupported Media Type")
-    else:
-        response = json_response({"error": message}, 415)
-    await refuse_body(request, response)
-    return response
+def body_policy(refused: Callable[[str, str], None]) -> Any:
+    """Identity-encoded bodies only (api/requests.py): a compressed one is refused before it is
+    read, and the refusal counted (`refused(reason, line)`)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding in IDENTITY:
+            return await handler(request)
+        refused(
+            "compressed",
+            f"request {request.method} {shown(request.path)} from {request.remote or '?'} refused: "
+            f"Content-Encoding {shown(encoding)!r}",
+        )
+        message = f"Content-Encoding {shown(encoding)!r} is not accepted: send the request body uncompressed."
+        if openai_path(request.path):
+            response = openai_error(415, message, "Content-Encoding", "unsupported_content_encoding")
+        elif inference_path(request.path) or request.path == "/":
+            response = mindie_error(415, message, "Unsupported Media Type")
+        else:
+            response = json_response({"error": message}, 415)
+        await refuse_body(request, response)
+        return response
+
+    return middleware
 
 
 async def refuse_body(request: web.Request, response: web.StreamResponse) -> None:

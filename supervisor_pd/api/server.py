@@ -27,7 +27,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from supervisor_pd import unixsock
 from supervisor_pd.api import health
-from supervisor_pd.api.connections import MINIMUM, Connections, capacity, listening_socket, open_descriptors
+from supervisor_pd.api.connections import BACKLOG, MINIMUM, Connections, capacity, listening_socket, open_descriptors
 from supervisor_pd.api.errors import body_policy, errors, index, json_response
 from supervisor_pd.api.hosts import HostPolicy
 from supervisor_pd.api.metrics import MetricsEndpoint
@@ -124,7 +124,8 @@ class ApiServer:
     def app(self) -> web.Application:
         limit = self.settings.proxy_max_body_bytes or self.plan.coordinator.body_limit
         app = web.Application(
-            middlewares=[self.connections.middleware, errors, self.hosts.middleware, body_policy], client_max_size=limit
+            middlewares=[body_policy(self.refusals.note), self.connections.middleware, errors, self.hosts.middleware],
+            client_max_size=limit,
         )
         app.on_response_prepare.append(self._close_when_draining)
         for name in PROBES:
@@ -180,7 +181,7 @@ class ApiServer:
         try:
             # Not a TCPSite: the protocol factory is the connection budget's (api/connections.py).
             self._tcp = await asyncio.get_running_loop().create_server(
-                self.connections.factory(runner.server), sock=listening_socket(host, port)
+                self.connections.factory(runner.server), sock=listening_socket(host, port), backlog=BACKLOG
             )
         except OSError as exc:
             await self.stop()

@@ -174,6 +174,7 @@ def test_a_compressed_body_is_refused_before_it_is_read(run: SupervisorRun) -> N
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % (1 << 20)
     )
+    before = refused(run, "compressed")
     with socket.create_connection(("127.0.0.1", run.ports.api), timeout=REPLY_TIMEOUT) as sock:
         sock.sendall(head + GZIP_BOMB[:1024])
         reply = b""
@@ -183,6 +184,7 @@ def test_a_compressed_body_is_refused_before_it_is_read(run: SupervisorRun) -> N
             reply += chunk
         assert reply.startswith(b"HTTP/1.1 415"), reply[:200]
         assert b"connection: close" in reply.lower()  # and no lingering read of what would follow
+    assert refused(run, "compressed") == before + 1
 
 
 def test_a_small_compressed_body_is_refused_and_the_connection_stays_usable(run: SupervisorRun) -> None:

@@ -134,6 +134,7 @@ def served_get_paths() -> set[str]:
         settings = SimpleNamespace(proxy_max_body_bytes=1)
         proxy = SimpleNamespace(add_routes=lambda app: None)
         hosts = connections = SimpleNamespace(middleware=passing)
+        refusals = SimpleNamespace(note=lambda *_: None)
 
         def __getattr__(self, name: str) -> Any:
             async def handler(request: Any) -> None:
