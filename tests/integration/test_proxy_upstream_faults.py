@@ -7,6 +7,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import orjson
@@ -45,6 +46,17 @@ async def upstream_handler(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def fake_coordinator(handler: Any) -> tuple[web.AppRunner, int]:
+    """A Coordinator stand-in answering every POST with `handler`, on a free loopback port."""
+    upstream = web.Application()
+    upstream.router.add_post("/{tail:.*}", handler)
+    runner = web.AppRunner(upstream, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port
+
+
 async def proxy_to(port: int, metrics: ProxyMetrics | None = None) -> tuple[Proxy, web.AppRunner, str]:
     """The proxy, as the supervisor serves it, in front of 127.0.0.1:`port`."""
     plan = SimpleNamespace(
@@ -65,12 +77,7 @@ async def proxy_to(port: int, metrics: ProxyMetrics | None = None) -> tuple[Prox
 @pytest.fixture
 async def proxied(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, ProxyMetrics]]:
     monkeypatch.setenv("SUPERVISOR_PD_PROXY_READ_TIMEOUT", "0.5")
-    upstream = web.Application()
-    upstream.router.add_post("/{tail:.*}", upstream_handler)
-    up_runner = web.AppRunner(upstream, shutdown_timeout=0.1)
-    await up_runner.setup()
-    up_port = free_port()
-    await web.TCPSite(up_runner, "127.0.0.1", up_port).start()
+    up_runner, up_port = await fake_coordinator(upstream_handler)
 
     metrics = ProxyMetrics(CollectorRegistry())
     proxy, runner, url = await proxy_to(up_port, metrics)
@@ -178,12 +185,7 @@ async def test_requests_beyond_the_in_flight_cap_get_503_and_the_rest_go_on() ->
         await release.wait()
         return web.json_response({"ok": True})
 
-    upstream = web.Application()
-    upstream.router.add_post("/{tail:.*}", held)
-    up_runner = web.AppRunner(upstream, shutdown_timeout=0.1)
-    await up_runner.setup()
-    up_port = free_port()
-    await web.TCPSite(up_runner, "127.0.0.1", up_port).start()
+    up_runner, up_port = await fake_coordinator(held)
     proxy, runner, url = await proxy_to(up_port)
     proxy.max_in_flight = 2
     try:
