@@ -213,3 +213,31 @@ async def test_requests_beyond_the_in_flight_cap_get_503_and_the_rest_go_on() ->
         await proxy.close()
         await runner.cleanup()
         await up_runner.cleanup()
+
+
+async def test_a_missing_model_is_filled_in_on_the_openai_paths_only() -> None:
+    # MindIE's Server refuses an OpenAI request without `model` (422); the port names the one
+    # model it serves. The simulated Server lets such a request through, so this is checked here.
+    seen: list[dict[str, Any]] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append(await request.json())
+        return web.json_response({"ok": True})
+
+    up_runner, up_port = await fake_coordinator(echo)
+    proxy, runner, url = await proxy_to(up_port)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            for path, body in [
+                ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]}),
+                ("/v1/completions", {"prompt": "x", "model": None}),
+                ("/v1/completions", {"prompt": "x", "model": "other"}),
+                ("/infer", {"inputs": "x"}),
+            ]:
+                async with session.post(url + path, json=body) as reply:
+                    assert reply.status == 200
+        assert [body.get("model", "absent") for body in seen] == ["m", "m", "other", "absent"]
+    finally:
+        await proxy.close()
+        await runner.cleanup()
+        await up_runner.cleanup()
