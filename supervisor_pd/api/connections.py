@@ -1,9 +1,10 @@
 """How many client connections the HTTP port holds, so that probes and control always get one.
 
 Every connection costs a file descriptor, and every proxied request one more (to the
-Coordinator). When the process runs out, `accept()` fails and asyncio stops accepting on the
-port for a second at a time: the kubelet's probes time out beside idle connections that hold
-every descriptor. So the port keeps a budget below the descriptor limit:
+Coordinator). When the process runs out, `accept()` fails: uvloop (libuv) then accepts and resets
+what is pending, plain asyncio stops accepting for a second at a time. Either way the kubelet's
+probes fail beside idle connections that hold every descriptor. So the port keeps a budget below
+the descriptor limit:
 
 - at most `limit` client connections: when a new one would pass it, the connections that are
   not in a request (idle keep-alive, or never sent one) are closed, oldest first;
@@ -25,9 +26,11 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 BACKLOG = 1024
+# 64 KiB of window still takes a 1 MiB body in about 16 round trips (16 ms at a 1-ms RTT).
 RECEIVE_BUFFER = 64 * 1024
-# Accepted before the budget sees them: uvloop (what `run` uses) hands over each connection as
-# it accepts it; plain asyncio accepts up to the backlog in a round, so more could pass at once.
+# Accepted before the budget sees them. uvloop, which `run` uses, hands over each connection
+# as it accepts it; plain asyncio accepts up to the backlog in one round, which this does not
+# cover.
 ACCEPT_BURST = 128
 SPARE = 64
 PER_CHILD = 8
