@@ -56,6 +56,17 @@ class Recorder:
                 )
             )
 
+    def remove(self, doc: dict[str, Any], path: str, *, file: str, why: str) -> None:
+        """Take `path` out of `doc` (nothing if absent), recorded like a value written."""
+        keys = path.split(".")
+        node: Any = doc
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or keys[-1] not in node:
+            return
+        previous = node.pop(keys[-1])
+        self.written.append(SettingWritten(file=file, field=path, value="(removed)", previous=_text(previous), why=why))
+
 
 _MISSING = object()
 
@@ -186,6 +197,14 @@ def controller_config(
         "the Controller polls it on each Server IP; kept apart from every listener",
     )
     put("global_rank_table_file_path", ranktable_path, "the ranktable written with this plan")
+    recorder.remove(
+        data,
+        "cluster_port",
+        file=name,
+        why="no ClusterD (MindCluster) in one container: without it the Controller never starts its ClusterD "
+        "client, which would write ClusterD's ranktable over the one above (MindIE-Motor ControllerConfig.cpp, "
+        "ContainsClusterDConfig; MINDX_TASK_ID/MINDX_SERVER_IP are withheld from it too)",
+    )
     if rates[0] > 0:
         put(
             "digs_periodic_role_decision.auto_pd_role_switching_enable",

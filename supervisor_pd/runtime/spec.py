@@ -30,8 +30,11 @@ SERVER_DEFAULTS = {
 }
 # Never handed to a child: supervisor_pd's secrets, and variables a child would misread.
 WITHHELD = SECRET_VARIABLES
-# A Kubernetes Service named mindie-ms-coordinator injects this and breaks the Controller (§3.1).
-CONTROLLER_WITHHELD = ("MINDIE_MS_COORDINATOR_PORT",)
+# A Kubernetes Service named mindie-ms-coordinator injects MINDIE_MS_COORDINATOR_PORT and breaks
+# the Controller (§3.1). With MINDX_TASK_ID and MINDX_SERVER_IP both set (pods run by MindCluster)
+# the Controller starts its ClusterD client and writes ClusterD's ranktable over ours (MindIE-Motor
+# controller/Controller.cpp Controller::Init, node_scheduler/NodeScheduler.cpp IsUseClusterD).
+CONTROLLER_WITHHELD = ("MINDIE_MS_COORDINATOR_PORT", "MINDX_TASK_ID", "MINDX_SERVER_IP")
 
 
 class Kind(StrEnum):

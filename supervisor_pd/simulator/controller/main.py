@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from supervisor_pd.simulator.controller.ranktable import COORDINATOR_GROUP
-from supervisor_pd.simulator.controller.scheduler import NodeScheduler, log
+from supervisor_pd.simulator.controller.scheduler import NodeScheduler, log, uses_clusterd
 from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
 
 DEPLOY_MODES = {"pd_separate", "pd_disaggregation", "pd_disaggregation_single_container", "single_node"}
@@ -101,6 +101,11 @@ async def _run(config: dict[str, Any], ranktable: Path, rates: tuple[int, int], 
         log(f"[ERROR] probe server failed to listen on {ip}:{port}: {exc.strerror}")
         return 1
     log(f"probe server listening on {ip}:{port}")
+    if uses_clusterd():
+        # Controller::Init starts its ClusterD client; ControllerConfig::InitClusterD needs
+        # cluster_port (and cluster_tls_*) for it to have anywhere to connect.
+        where = f"{os.environ['MINDX_SERVER_IP']}:{config['cluster_port']}" if "cluster_port" in config else "nowhere"
+        log(f"[WARN] ClusterD client started for task {os.environ['MINDX_TASK_ID']} ({where}): no ClusterD answers")
     coordinator = (_coordinator_ip(ranktable), int(config.get("mindie_ms_coordinator_port", 1026)))
     scheduler = NodeScheduler(config, ranktable, rates, coordinator, knobs)
     work = loop.create_task(scheduler.run())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,17 @@ MAX_RELOAD_GRT_TIME = 30
 MAX_LINK_SERVER_TIME = 2
 ROLE_ROUND_PAUSE = 3.0
 INIT_RETRY = 5.0
+# NodeScheduler.h mWaitClusterDGRTSaveTimeout: seconds NodeScheduler::Run waits, once a second,
+# for ClusterD's global ranktable before it initialises the cluster.
+CLUSTERD_RANKTABLE_WAIT = 6
+
+
+def uses_clusterd() -> bool:
+    """NodeScheduler.cpp IsUseClusterD (and Controller::Init's test before ClusterClient::Start):
+    both variables set, whatever the config says."""
+    return os.environ.get("MINDX_TASK_ID") is not None and os.environ.get("MINDX_SERVER_IP") is not None
+
+
 ROLE_LOOP_PAUSE = 5.0
 ROLE_LOOP_ATTEMPTS = 1440
 
@@ -95,6 +107,12 @@ class NodeScheduler:
         timeout = aiohttp.ClientTimeout(total=self.timers.http_timeout)
         async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
             self._session = session
+            if uses_clusterd():
+                # No ClusterD answers here: the wait runs out, as it does on hardware when ClusterD
+                # is slow; when one answers, its ranktable replaces global_rank_table_file_path.
+                for _ in range(CLUSTERD_RANKTABLE_WAIT):
+                    log("[NodeScheduler] Wait for the clusterD's GRT save to complete.")
+                    await asyncio.sleep(self.knobs.scaled(1.0))
             while True:
                 outcome = await self.init_server_cluster()
                 if outcome == "ok":

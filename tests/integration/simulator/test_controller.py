@@ -131,3 +131,16 @@ def test_an_invalid_config_stops_the_start(make_stack) -> None:  # type: ignore[
     path.write_text(json.dumps(data))
     assert stack.start_controller().wait(10) == 1
     assert "deploy_mode" in stack.log("controller")
+
+
+def test_under_mindcluster_the_controller_waits_for_clusterds_ranktable(make_stack) -> None:  # type: ignore[no-untyped-def]
+    # Controller.cpp Controller::Init and NodeScheduler.cpp IsUseClusterD: MINDX_TASK_ID and
+    # MINDX_SERVER_IP both set start the ClusterD client and make NodeScheduler::Run wait for
+    # ClusterD's ranktable (6 x 1 s, NodeScheduler.h) before it initialises the cluster.
+    stack = make_stack(knobs={"MINDX_TASK_ID": "job-7", "MINDX_SERVER_IP": "127.0.0.1"})
+    bring_up(stack)
+    log = stack.log("controller")
+    assert log.count("Wait for the clusterD's GRT save to complete.") == 6
+    assert log.index("Wait for the clusterD's GRT save") < log.index("cluster initialised")
+    # The planned ms_controller.json has no cluster_port (supervisor_pd removes it): no address.
+    assert "ClusterD client started for task job-7 (nowhere)" in log

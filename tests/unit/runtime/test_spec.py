@@ -12,6 +12,8 @@ BASE = {
     "MIES_CONTAINER_IP": "10.0.0.9",
     "MINDIE_MS_COORDINATOR_PORT": "tcp://10.96.0.1:1026",
     "POD_IP": "10.0.0.9",
+    "MINDX_TASK_ID": "job-7",
+    "MINDX_SERVER_IP": "10.0.0.2",
 }
 
 
@@ -52,6 +54,8 @@ def test_secrets_and_colliding_variables_are_withheld() -> None:
         assert "SUPERVISOR_PD_API_TOKEN" not in spec.env
     assert "MINDIE_MS_COORDINATOR_PORT" not in built["controller"].env
     assert "MINDIE_MS_COORDINATOR_PORT" in built["server-1"].env
+    # With both, a MindIE Controller waits for ClusterD's ranktable and writes it over ours.
+    assert not {"MINDX_TASK_ID", "MINDX_SERVER_IP"} & set(built["controller"].env)
     assert "ATB_SHARE_MEMORY_NAME_SUFFIX" not in built["controller"].env
     assert built["controller"].env["GLOBAL_RANK_TABLE_FILE_PATH"] == "/out/global_ranktable.json"
     assert built["coordinator"].env["MINDIE_MS_COORDINATOR_CONFIG_FILE_PATH"] == "/out/ms_coordinator.json"
