@@ -274,6 +274,12 @@ class Settings(BaseSettings):
     log_to_file: str = Field("1", validation_alias="MINDIE_LOG_TO_FILE", description="MindIE file logging.")
     log_to_stdout: str = Field("1", validation_alias="MINDIE_LOG_TO_STDOUT", description="MindIE stdout logging.")
     log_level: str = Field("INFO", validation_alias="MINDIE_LOG_LEVEL", description="MindIE log level.")
+    check_inputfiles_permission: str | None = Field(
+        None,
+        validation_alias="MINDIE_CHECK_INPUTFILES_PERMISSION",
+        description="MindIE's own check of the files it reads: 0 turns off its mode (0640) and owner checks; "
+        "its path checks stay (see docs/running.md).",
+    )
     config_from_config_file_path: Path | None = Field(
         None,
         validation_alias="CONFIG_FROM_CONFIG_FILE_PATH",

@@ -26,6 +26,7 @@ from supervisor_pd.plan.model import (
     ServerPorts,
     SupervisorPlan,
 )
+from supervisor_pd.plan.paths import check_motor_path
 from supervisor_pd.plan.ports import ANY_IP, PortAllocator, PortChecker, PortRequest
 from supervisor_pd.plan.ranktable import RANKTABLE_FILE, build_ranktable
 from supervisor_pd.platform.facts import HostFacts, Level, Notice
@@ -174,6 +175,17 @@ def make_plan(facts: HostFacts, inputs: ConfInputs, settings: Settings, checker:
         )
     ]
     ranktable_path = str((settings.output / RANKTABLE_FILE).absolute())
+    output_flag = f"{env_name('output_dir')} (--output)" if settings.output_dir else env_name("state_dir")
+    for name in (CONTROLLER, COORDINATOR, RANKTABLE_FILE):
+        check_motor_path(str((settings.output / name).absolute()), output_flag)
+    if settings.check_inputfiles_permission == "0":
+        notices.append(
+            Notice(
+                Level.WARNING,
+                "MINDIE_CHECK_INPUTFILES_PERMISSION",
+                "is 0: MindIE does not check the mode and owner of the files it reads (its path checks stay)",
+            )
+        )
     files.append(
         PlannedFile(
             name=CONTROLLER,

@@ -318,6 +318,8 @@ CLI_CASES: list[CliCase] = [
     cli("flag-output-is-the-input", FLAGS, flags("--output", "{tmp}/conf"), "--output", "holds the input config folder"),
     cli("flag-output-is-a-file", FLAGS, Change("--output names a regular file", _file_at("out-file"), args=("--output", "{tmp}/out-file")), "--output", "exists and is not a folder"),
     cli("flag-output-foreign-folder", FLAGS, Change("--output names a folder with someone else's files", _foreign_output), "--output", "not empty and was not written by supervisor-pd"),
+    cli("flag-output-with-a-space", FLAGS, flags("--output", "{tmp}/new out"), "SUPERVISOR_PD_OUTPUT_DIR (--output)", "holds ' '", "letters, digits"),
+    cli("flag-output-too-long", FLAGS, flags("--output", "{tmp}/" + "o" * 240), "--output", "characters", "at most 256"),
 ]
 # fmt: on
 
