@@ -20,6 +20,7 @@ from aiohttp import web
 
 from supervisor_pd.simulator.controller.ranktable import COORDINATOR_GROUP
 from supervisor_pd.simulator.controller.scheduler import NodeScheduler, log, uses_clusterd
+from supervisor_pd.simulator.files import motor_config_rules, motor_read_error
 from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
 
 DEPLOY_MODES = {"pd_separate", "pd_disaggregation", "pd_disaggregation_single_container", "single_node"}
@@ -39,7 +40,11 @@ def _rate(name: str, configured: int) -> int:
 
 
 def load_config() -> tuple[dict[str, Any], Path]:
-    path = Path(os.environ.get("MINDIE_MS_CONTROLLER_CONFIG_FILE_PATH") or "./conf/ms_controller.json")
+    given = os.environ.get("MINDIE_MS_CONTROLLER_CONFIG_FILE_PATH")
+    path = Path(given or "./conf/ms_controller.json")
+    refused = motor_read_error(str(path), *motor_config_rules(given is not None))  # ControllerConfig::Init
+    if refused is not None:
+        raise ConfigError(f"Initialize controller configuration failed: {refused}")
     try:
         config = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:

@@ -29,6 +29,7 @@ from supervisor_pd.simulator.controller.nodes import (
     split_roles,
 )
 from supervisor_pd.simulator.controller.ranktable import RankTableRejected, load_ranktable_file
+from supervisor_pd.simulator.files import checks_on, motor_read_error
 from supervisor_pd.simulator.knobs import Knobs
 
 MAX_RELOAD_GRT_TIME = 30
@@ -136,6 +137,11 @@ class NodeScheduler:
             "mgmt_port": int(self.config.get("mindie_server_control_port", 1026)),
             "metric_port": int(self.config.get("mindie_server_metric_port", 1027)),
         }
+        strict = checks_on()  # RankTableLoader::LoadRankTable: 0640 and the owner, unless switched off
+        refused = motor_read_error(str(self.ranktable_path), 0o640 if strict else 0o777, strict)
+        if refused is not None:
+            log(f"[ERROR] invalid ranktable {self.ranktable_path}: {refused}")
+            return None
         try:
             loaded = load_ranktable_file(
                 self.ranktable_path,

@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from supervisor_pd.simulator.coordinator.instances import DecodeStream, Instance, admit, log
+from supervisor_pd.simulator.files import motor_config_rules, motor_read_error
 from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
 
 
@@ -68,7 +69,11 @@ def _ip(value: str, allow_zero: bool) -> str:
 def load_settings(argv: list[str]) -> Settings:
     if len(argv) > 2:
         raise ConfigError("usage: ms_coordinator [predict_ip [manage_ip]]")
-    path = Path(os.environ.get("MINDIE_MS_COORDINATOR_CONFIG_FILE_PATH") or "../conf/ms_coordinator.json")
+    given = os.environ.get("MINDIE_MS_COORDINATOR_CONFIG_FILE_PATH")
+    path = Path(given or "../conf/ms_coordinator.json")
+    refused = motor_read_error(str(path), *motor_config_rules(given is not None))  # Configure::Init
+    if refused is not None:
+        raise ConfigError(f"Failed to read the coordinator configuration file {path}: {refused}")
     try:
         config = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:

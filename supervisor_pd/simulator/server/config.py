@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from supervisor_pd.simulator.files import server_read_error
+
 
 class ConfigError(Exception):
     pass
@@ -83,6 +85,9 @@ def _ip(value: str, name: str, allow_zero: bool) -> str:
 
 
 def load(path: Path) -> ServerConfig:
+    refused = server_read_error(str(path))  # ParamChecker::ReadJsonFile
+    if refused is not None:
+        raise ConfigError(refused)
     try:
         data = json.loads(path.read_bytes())
     except OSError as exc:
