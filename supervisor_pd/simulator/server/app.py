@@ -12,7 +12,6 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from supervisor_pd.simulator import textgen
@@ -28,6 +27,7 @@ from supervisor_pd.simulator.httpd import (
 from supervisor_pd.simulator.knobs import Knobs, first_time, run_dir
 from supervisor_pd.simulator.server import pd
 from supervisor_pd.simulator.server.config import ServerConfig
+from supervisor_pd.simulator.server.devices import visible_devices
 from supervisor_pd.simulator.server.state import ROLE_READY, ROLE_SWITCHING, Peer, ServerState
 
 ERROR_TYPES = {
@@ -255,7 +255,9 @@ class SimServer:
         log(f"role request: {role}, peers {[int(p.get('id', -1)) for p in peers]}")
         if not self.state.model_loaded and not self.state.loading:
             self.state.loading = True
-            self.spawn(self._load_model([d["device_id"] for d in local.get("device", [])]))
+            # The model loads on the logical ids (MindIE-LLM dmi_role.cpp: localDeviceLogicalIds
+            # from local.device[].device_logical_id), not on device_id.
+            self.spawn(self._load_model([d["device_logical_id"] for d in local.get("device", [])]))
         return json_response({"result": "ok"})
 
     def _update_peers(self, peers: list[dict[str, Any]]) -> None:
@@ -314,11 +316,17 @@ class SimServer:
         log("model loaded")
         self._model_ready.set()
 
-    def _claim_devices(self, devices: list[str]) -> str | None:
-        host = os.environ.get("SUPERVISOR_PD_SIM_HOST")
-        for device in devices:
-            if host and not (Path(host) / "dev" / f"davinci{device}").exists():
-                return f"device {device} does not exist on this host (dcmi error -8005)"
+    def _claim_devices(self, logical_ids: list[str]) -> str | None:
+        visible = visible_devices()
+        for logical in logical_ids:
+            if visible is None:
+                device = int(logical)  # no simulated host: logical and physical ids are one
+            elif int(logical) >= len(visible):
+                return (
+                    f"device logical id {logical} is not one of the {len(visible)} this process sees (aclrtSetDevice)"
+                )
+            else:
+                device = visible[int(logical)]
             path = run_dir() / f"davinci{device}.lock"
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:

@@ -135,13 +135,28 @@ def test_a_device_held_by_another_server_fails_like_an_npu_init_failure(stack: S
     assert "used by another process" in stack.log("server-2")
 
 
-def test_a_device_missing_from_the_host_fails(stack: Stack) -> None:
+def test_a_logical_id_the_container_does_not_have_fails(stack: Stack) -> None:
     process = started(stack)
     body = role_body(stack, 1, [3])
-    body["local"]["device"][0]["device_id"] = "42"
+    body["local"]["device"][0]["device_logical_id"] = "42"
     assert stack.mgmt(1, "/v1/role/prefill", "POST", body)[0] == 200
     assert process.wait(10) == -signal.SIGKILL
-    assert "does not exist on this host" in stack.log("server-1")
+    assert "device logical id 42 is not one of the 8 this process sees" in stack.log("server-1")
+
+
+def test_the_model_loads_on_the_logical_ids_not_device_id(stack: Stack) -> None:
+    # MindIE-LLM dmi_role.cpp: localDeviceLogicalIds. Server-2 names other physical ids but the
+    # logical ids of server-1: it meets server-1's devices, whatever device_id says.
+    started(stack, 1)
+    second = started(stack, 2)
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3]))[0] == 200
+    wait_until(lambda: stack.server_status(1)["service"]["roleStatus"] == "RoleReady", what="server-1 ready")
+    body = role_body(stack, 1, [3])
+    for device, physical in zip(body["local"]["device"], ("6", "7"), strict=True):
+        device["device_id"] = physical
+    assert stack.mgmt(2, "/v1/role/prefill", "POST", body)[0] == 200
+    assert second.wait(10) == -signal.SIGKILL
+    assert "used by another process" in stack.log("server-2")
 
 
 def test_a_port_in_use_on_any_interface_stops_the_start(stack: Stack) -> None:
