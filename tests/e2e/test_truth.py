@@ -367,3 +367,18 @@ def test_the_control_socket_path_holding_a_file_is_refused_not_deleted(runs) -> 
     assert run.start().wait(60) == 2
     assert precious.read_text() == "keep me" and stat.S_ISREG(precious.stat().st_mode)
     assert "is not a socket" in run.log()
+
+
+def test_a_container_given_npus_4_to_7_serves_on_logical_ids_0_to_3(runs) -> None:  # type: ignore[no-untyped-def]
+    # The simulated Server loads its model on device_logical_id, counted over the NPUs the
+    # container sees (MindIE-LLM dmi_role.cpp): a plan that wrote the physical ids 4-7 there
+    # would fail to load here as on hardware.
+    run = runs(profile="800i-a2-4npu")
+    run.start()
+    run.wait_ready(timeout=60)
+    servers = [p for p in run.status()["processes"] if p["component"] == "server"]
+    assert sorted(d for p in servers for d in p["devices"]) == [4, 5, 6, 7]
+    assert sorted(d for p in servers for d in p["logical_devices"]) == [0, 1, 2, 3]
+    body = {"model": "llama3-8b", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    assert run.api("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})[0] == 200
+    assert run.stop() == 0
