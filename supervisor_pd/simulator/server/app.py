@@ -156,17 +156,28 @@ class SimServer:
             return json_response({"status": "healthy"})
         return json_response({"status": "unhealthy"}, 500)
 
+    def _health(self, liveness: bool) -> Response:
+        """HttpHandler::HandleGetLivenessAndReadiness and HandleHealthResponse (MindIE-LLM
+        src/server/endpoint/http_wrapper/http_handler.cpp): the engine first, then the service
+        status; BUSY is alive (200) but not ready (503). Failed links are not simulated, so
+        "DMI connection is unhealthy" never comes."""
+        state = self.state
+        if not state.model_loaded:  # InferInstance::GetNodeStatus, CHECK_INITIALIZATION
+            message = "Failed to get node status: Model instance has been finalized or not initialized."
+            return json_response({"message": message}, 500)
+        if not state.ready:
+            return json_response({"message": "Service is abnormal"}, 500)
+        if state.busy and liveness:
+            return json_response({"message": "Service is alive but busy"}, 200)
+        if state.busy:
+            return json_response({"message": "Service is alive but busy. Consider reducing request frequency"}, 503)
+        return Response(status=200, body=b"")
+
     async def health_ready(self, request: Request) -> Response:
-        if self.state.ready and self.state.busy:
-            return json_response({"message": "Service is busy"}, 503)
-        if self.state.ready:
-            return Response(status=200, body=b"")
-        return json_response({"message": "Service is abnormal"}, 500)
+        return self._health(liveness=False)
 
     async def health_live(self, request: Request) -> Response:
-        if self.state.ready and self.state.busy:
-            return Response(status=200, body=b"")  # BUSY counts as alive
-        return await self.health_ready(request)
+        return self._health(liveness=True)
 
     async def model_ready(self, request: Request) -> Response:
         if request.params["model"] != self.config.model_name:

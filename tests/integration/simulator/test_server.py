@@ -79,7 +79,10 @@ def test_config_and_status_before_a_role(stack: Stack) -> None:
         "totalCpuBlockNums",
     }
     assert status["linkStatus"] == {"peers": []}
-    assert stack.mgmt(1, "/v2/health/ready") == (500, b'{"message":"Service is abnormal"}')
+    # Before the first role request no engine runs: HandleGetLivenessAndReadiness's first answer.
+    not_started = b'{"message":"Failed to get node status: Model instance has been finalized or not initialized."}'
+    assert stack.mgmt(1, "/v2/health/ready") == (500, not_started)
+    assert stack.mgmt(1, "/v2/health/live") == (500, not_started)
     assert stack.mgmt(1, "/v1/health")[0] == 404  # the Server has no /v1/health
 
 
