@@ -59,6 +59,10 @@ def log(message: str) -> None:
     sys.stdout.flush()
 
 
+# Management routes with no stop or health check of their own (see management_gate).
+UNGATED = frozenset({"/stopService", "/v1/config"})
+
+
 class SimServer:
     def __init__(self, config: ServerConfig, knobs: Knobs, on_stop: Callable[[bool], None]) -> None:
         self.config = config
@@ -94,10 +98,19 @@ class SimServer:
     # --- gates ------------------------------------------------------------------------
 
     async def management_gate(self, request: Request) -> Response | None:
+        """Which management routes check the stop flag and the daemon's health first (MindIE-LLM
+        http_handler.cpp: CheckHealthAndStop for the health, info, slot and metrics-json routes;
+        the same checks inline in /v1/status and /v2/status; /health/timed answers "healthy"
+        once stopped). /v1/config, /v1/role and /stopService check nothing."""
         if self._slow and request.method == "GET":
             await asyncio.sleep(self._slow)
-        if request.path == "/stopService":
-            return None  # a second call gets its own answer (500)
+        path = request.path
+        if path in UNGATED or path.startswith(("/v1/role/", "/v2/role/")):
+            return None
+        if path.startswith("/health/timed"):
+            if self.state.stopped:
+                return json_response({"status": "healthy"})
+            return None if self.state.healthy else Response(status=503, body=b"")
         if self.state.stopped:
             return error(503, "The service has been stopped.")
         if not self.state.healthy:

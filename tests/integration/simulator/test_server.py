@@ -52,6 +52,16 @@ def test_management_answers_503_without_body_until_the_daemon_has_started(make_s
     assert "Daemon start success!" in stack.log("server-1")
 
 
+def test_v1_config_has_no_health_or_stop_gate(make_stack) -> None:  # type: ignore[no-untyped-def]
+    # http_handler.cpp: /v1/config answers from the loaded config at once; /v1/status checks
+    # the stop flag and the daemon's health first (503 with no body before the daemon starts).
+    stack = make_stack(knobs={"SUPERVISOR_PD_SIM_STARTUP_SECONDS": "3"})
+    stack.start_server(1)
+    code, _ = wait_until(lambda: (r := stack.mgmt(1, "/v1/config"))[0] and r, what="a first answer")
+    assert code == 200
+    assert stack.mgmt(1, "/v1/status") == (503, b"")
+
+
 def test_config_and_status_before_a_role(stack: Stack) -> None:
     started(stack)
     code, body = stack.mgmt(1, "/v1/config")
