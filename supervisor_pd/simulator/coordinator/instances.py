@@ -134,15 +134,18 @@ class DecodeStream:
         async for chunk in response.content.iter_any():
             buffer += chunk
             while b"\0" in buffer:
+                # One message per \0, read by its keyword as DRequestRepeater::DResChunkHandler
+                # does (MindIE-Motor): reqId sets whose the next ones are; ka is a heartbeat.
                 part, buffer = buffer.split(b"\0", 1)
-                if request_id is None:
-                    request_id = part.decode(errors="replace").removeprefix("reqId:")
-                    continue
-                prefix, _, body = part.partition(b":")
+                prefix, colon, body = part.partition(b":")
                 kind = prefix.decode(errors="replace")
-                if kind == "close":
+                if not colon or not body:
+                    continue
+                if kind == "reqId":
+                    request_id = body.decode(errors="replace")
+                elif kind == "close":
                     return
-                queue = self.waiters.get(request_id)
-                if queue is not None and kind in ("data", "lastData", "error", "retry"):
-                    queue.put_nowait((kind, body))
-                request_id = None
+                elif kind in ("data", "lastData", "error", "retry") and request_id is not None:
+                    queue = self.waiters.get(request_id)
+                    if queue is not None:
+                        queue.put_nowait((kind, body))

@@ -19,6 +19,10 @@ SENTINEL_ID = "0xffffffffffffffff"
 MAX_QUEUED_FRAMES = 200_000
 
 
+# SendDResultKa (MindIE-LLM src/server/endpoint/http_wrapper/http_handler.cpp): one message, no reqId.
+HEARTBEAT = b"ka:heartbeat\0"
+
+
 def frame(request_id: str, prefix: str, body: bytes) -> bytes:
     return b"reqId:" + request_id.encode() + b"\0" + prefix.encode() + body + b"\0"
 
@@ -69,7 +73,7 @@ class DResultDispatcher:
                 try:
                     await asyncio.wait_for(event.wait(), max(0.01, self.keepalive - (time.monotonic() - last)))
                 except TimeoutError:
-                    yield frame(SENTINEL_ID, "ka:", b"heartbeat")
+                    yield HEARTBEAT
                     last = time.monotonic()
         finally:
             self._listeners.remove(event)

@@ -264,3 +264,21 @@ def test_standard_mode_serves_directly(stack: Stack) -> None:
     code, body = stack.business(1, "/v1/completions", "POST", {"prompt": "x", "max_tokens": 3, "stream": True})
     frames = [line for line in body.decode().split("\n\n") if line]
     assert frames[-1] == "data: [DONE]" and len(frames) == 4
+
+
+def test_dresult_heartbeat_is_one_message_without_a_request_id(stack: Stack) -> None:
+    # SendDResultKa (MindIE-LLM http_handler.cpp) sends "ka:heartbeat\0"; the Coordinator's
+    # DResChunkHandler reads each \0-message by its keyword (MindIE-Motor DRequestRepeater.cpp).
+    import http.client
+
+    started(stack)
+    assert stack.mgmt(1, "/v1/role/decode", "POST", role_body(stack, 1, [3]))[0] == 200
+    wait_until(lambda: stack.server_status(1)["service"]["roleStatus"] == "RoleReady", what="ready")
+    connection = http.client.HTTPConnection("127.0.0.1", stack.server_ports(1)["port"], timeout=10)
+    try:
+        connection.request("GET", "/dresult")
+        reply = connection.getresponse()
+        assert reply.status == 200
+        assert reply.read(len(b"ka:heartbeat\0") * 2) == b"ka:heartbeat\0" * 2
+    finally:
+        connection.close()
