@@ -149,8 +149,12 @@ def check_status(data: Any) -> str | None:
     return None
 
 
-def instance(node: Node) -> dict[str, Any]:
-    """One entry of POST /v1/instances/refresh (CoordinatorRequestHandler L330-470)."""
+def instance(node: Node, nodes: dict[int, Node] | None = None) -> dict[str, Any]:
+    """One entry of POST /v1/instances/refresh (CoordinatorRequestHandler L330-470). Its peers are
+    SetPeers's: configured peers this node reports linked `ok` whose own status reports the link
+    back (IsNodeLinkedByPeer), not every configured peer."""
+    known = nodes or {}
+    linked = [peer for peer in node.peers if node.link_ok(peer) and peer in known and known[peer].link_ok(node.id)]
     resource = node.status.get("resource", {})
     role = node.role or "none"
     return {
@@ -170,7 +174,7 @@ def instance(node: Node) -> dict[str, Any]:
             "free_cpu_block_nums": resource.get("freeCpuBlockNums", 0),
             "total_npu_block_nums": resource.get("totalNpuBlockNums", 0),
             "total_cpu_block_nums": resource.get("totalCpuBlockNums", 0),
-            "peers": list(node.peers),
+            "peers": linked,
         },
         "static_info": {
             "group_id": node.group,

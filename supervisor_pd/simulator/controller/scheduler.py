@@ -353,7 +353,7 @@ class NodeScheduler:
 
     async def refresh(self) -> None:
         nodes = self.included()
-        body = {"ids": [node.id for node in nodes], "instances": [instance(node) for node in nodes]}
+        body = {"ids": [node.id for node in nodes], "instances": [instance(node, self.nodes) for node in nodes]}
         host, port = self.coordinator
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with self.session.post(f"http://{host}:{port}/v1/instances/refresh", json=body) as response:

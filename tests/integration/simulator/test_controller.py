@@ -144,3 +144,24 @@ def test_under_mindcluster_the_controller_waits_for_clusterds_ranktable(make_sta
     assert log.index("Wait for the clusterD's GRT save") < log.index("cluster initialised")
     # The planned ms_controller.json has no cluster_port (supervisor_pd removes it): no address.
     assert "ClusterD client started for task job-7 (nowhere)" in log
+
+
+def test_refresh_names_only_peers_linked_both_ways() -> None:
+    # CoordinatorRequestHandler.cpp SetPeers: a configured peer goes into dynamic_info.peers only
+    # when this node reports the link ok and the peer reports it back (IsNodeLinkedByPeer).
+    from supervisor_pd.simulator.controller.nodes import Node, instance
+
+    def node(ident: int, role: str, peers: list[int], links: dict[int, str]) -> Node:
+        made = Node(ident, "127.0.0.1", 1000 + ident, 2000 + ident, 3000 + ident, None, [], role=role, peers=peers)
+        made.status = {"linkStatus": {"peers": [{"target": t, "link": link} for t, link in links.items()]}}
+        return made
+
+    nodes = {
+        0: node(0, "prefill", [2, 3, 4], {2: "ok", 3: "ok", 4: "linking"}),
+        2: node(2, "decode", [0], {0: "ok"}),
+        3: node(3, "decode", [0], {0: "linking"}),  # not linked back
+        4: node(4, "decode", [0], {0: "ok"}),  # 0 does not report it ok
+    }
+    assert instance(nodes[0], nodes)["dynamic_info"]["peers"] == [2]
+    assert instance(nodes[2], nodes)["dynamic_info"]["peers"] == [0]
+    assert instance(nodes[3], nodes)["dynamic_info"]["peers"] == []
