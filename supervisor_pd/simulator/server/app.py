@@ -264,10 +264,18 @@ class SimServer:
         body = request.json()
         problem = _check_role_body(body, role)
         if problem is not None:
-            return error(422, problem)
-        peers = body.get("peers", [])
-        if role != "flex" and not peers:
-            return error(503, f"{role} initialisation needs at least one peer")
+            # DmiRole::HandlePDRoleV1 (MindIE-LLM dmi_role.cpp): its own words, whatever the fault.
+            log(f"[ERROR] role request refused: {problem}")
+            message = "Req body converts to json fail. Reset to previous node status."
+            return json_response({"error": message, "error_type": "Input validation error"}, 422)
+        peers = body["peers"]
+        # UpdatePDSwitchInfo: empty peers are refused only when the role is first set (needInit)
+        # for P, D, or flex at p_percentage 0 or 100.
+        p_percentage = body["local"].get("p_percentage")
+        if self.state.role == "none" and not peers and (role != "flex" or p_percentage in (0, 100)):
+            log(f"[ERROR] {role} initialisation needs at least one peer")
+            message = "Update pd info failed. Reset to previous node status."
+            return json_response({"error": message, "error_type": "Service Unavailable"}, 503)
         local = body["local"]
         changed = role != self.state.role
         self.state.instance_id = int(local["id"]) if "id" in local else self.state.instance_id
@@ -546,12 +554,8 @@ def _check_role_body(body: Any, role: str) -> str | None:
     problem = _check_node(body["local"], "local")
     if problem:
         return problem
-    if "p_percentage" in body:
-        value = body["p_percentage"]
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
-            return "p_percentage must be an integer in [0, 100]"
-    peers = body.get("peers", [])
-    if not isinstance(peers, list):
+    peers = body.get("peers")
+    if not isinstance(peers, list):  # CheckPDRoleReqJson: present and an array
         return "peers must be an array"
     for index, peer in enumerate(peers):
         if not isinstance(peer, dict):
@@ -563,6 +567,11 @@ def _check_role_body(body: Any, role: str) -> str | None:
 
 
 def _check_node(node: dict[str, Any], where: str) -> str | None:
+    """JsonParse::CheckPDIPInfo (MindIE-LLM parse_protocol.cpp), for `local` and each peer."""
+    if "p_percentage" in node:
+        value = node["p_percentage"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+            return f"{where}.p_percentage must be an integer in [0, 100]"
     if not _is_ipv4(node.get("server_ip")):
         return f"{where}.server_ip must be an IPv4 address"
     if ("id" in node) != ("host_ip" in node):

@@ -123,7 +123,9 @@ def test_role_assignment_loads_the_model_and_links(make_stack) -> None:  # type:
         (lambda b: b["local"]["device"][0].update(device_id=3), 422),
         (lambda b: b["local"]["device"][0].update(device_ip="x"), 422),
         (lambda b: b["local"].pop("host_ip"), 422),
-        (lambda b: b.update(p_percentage=101), 422),
+        (lambda b: b["local"].update(p_percentage=101), 422),
+        (lambda b: b["peers"][0].update(p_percentage=-1), 422),
+        (lambda b: b.pop("peers"), 422),
         (lambda b: b.update(peers=[]), 503),
     ],
 )
@@ -282,3 +284,24 @@ def test_dresult_heartbeat_is_one_message_without_a_request_id(stack: Stack) -> 
         assert reply.read(len(b"ka:heartbeat\0") * 2) == b"ka:heartbeat\0" * 2
     finally:
         connection.close()
+
+
+def test_role_refusals_use_mindies_words_and_empty_peers_only_matter_first(stack: Stack) -> None:
+    # DmiRole::HandlePDRoleV1 and UpdatePDSwitchInfo (MindIE-LLM dmi_role.cpp).
+    started(stack)
+    body = role_body(stack, 1, [3])
+    body["local"]["server_ip"] = "localhost"
+    code, reply = stack.mgmt(1, "/v1/role/prefill", "POST", body)
+    assert (code, json.loads(reply)) == (
+        422,
+        {
+            "error": "Req body converts to json fail. Reset to previous node status.",
+            "error_type": "Input validation error",
+        },
+    )
+    code, reply = stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, []))
+    assert (code, json.loads(reply)["error"]) == (503, "Update pd info failed. Reset to previous node status.")
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3]))[0] == 200
+    # Once it has a role, a request with no peers is accepted (a Controller unlinking its only D).
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, []))[0] == 200
+    wait_until(lambda: stack.server_status(1)["linkStatus"]["peers"] == [], what="the peer dropped")
