@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import ipaddress
 import os
-import re
 import signal
 import sys
 import time
@@ -28,6 +26,7 @@ from supervisor_pd.simulator.knobs import Knobs, first_time, run_dir
 from supervisor_pd.simulator.server import pd
 from supervisor_pd.simulator.server.config import ServerConfig
 from supervisor_pd.simulator.server.devices import visible_devices
+from supervisor_pd.simulator.server.role_request import check_role_body
 from supervisor_pd.simulator.server.state import ROLE_READY, ROLE_SWITCHING, Peer, ServerState
 
 ERROR_TYPES = {
@@ -47,7 +46,6 @@ GENERATION_PATHS = (
     "/generate",
     "/generate_stream",
 )
-_NUMERIC = re.compile(r"^\d+$")
 
 
 def error(status: int, message: str) -> Response:
@@ -262,7 +260,7 @@ class SimServer:
         if not self.config.dmi:
             return error(400, "role assignment needs inferMode dmi")
         body = request.json()
-        problem = _check_role_body(body, role)
+        problem = check_role_body(body)
         if problem is not None:
             # DmiRole::HandlePDRoleV1 (MindIE-LLM dmi_role.cpp): its own words, whatever the fault.
             log(f"[ERROR] role request refused: {problem}")
@@ -428,7 +426,7 @@ class SimServer:
             return error(400, "this instance only accepts prefill requests from the Coordinator")
         request_id = request.headers.get("req-id", "")
         target = request.headers.get("d-target", "")
-        if not _NUMERIC.match(request_id) or len(request_id) > 1024 or not target:
+        if not request_id.isdigit() or not request_id.isascii() or len(request_id) > 1024 or not target:
             return error(400, "req-id and d-target headers are required")
         gen = self._parse(request, request_id)
         state.metrics.received += 1
@@ -545,62 +543,3 @@ class SimServer:
             self._intercomm.close()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _check_role_body(body: Any, role: str) -> str | None:
-    """The Server's validation of a role request (reference §2.3); None when valid."""
-    if not isinstance(body, dict) or not isinstance(body.get("local"), dict):
-        return "local is required"
-    problem = _check_node(body["local"], "local")
-    if problem:
-        return problem
-    peers = body.get("peers")
-    if not isinstance(peers, list):  # CheckPDRoleReqJson: present and an array
-        return "peers must be an array"
-    for index, peer in enumerate(peers):
-        if not isinstance(peer, dict):
-            return f"peers[{index}] must be an object"
-        problem = _check_node(peer, f"peers[{index}]")
-        if problem:
-            return problem
-    return None
-
-
-def _check_node(node: dict[str, Any], where: str) -> str | None:
-    """JsonParse::CheckPDIPInfo (MindIE-LLM parse_protocol.cpp), for `local` and each peer."""
-    if "p_percentage" in node:
-        value = node["p_percentage"]
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
-            return f"{where}.p_percentage must be an integer in [0, 100]"
-    if not _is_ipv4(node.get("server_ip")):
-        return f"{where}.server_ip must be an IPv4 address"
-    if ("id" in node) != ("host_ip" in node):
-        return f"{where}: id and host_ip must be given together"
-    if "id" in node and (not isinstance(node["id"], int) or isinstance(node["id"], bool) or node["id"] < 0):
-        return f"{where}.id must be an unsigned integer"
-    devices = node.get("device", [])
-    if not isinstance(devices, list):
-        return f"{where}.device must be an array"
-    for index, device in enumerate(devices):
-        at = f"{where}.device[{index}]"
-        if not isinstance(device, dict):
-            return f"{at} must be an object"
-        for key in ("device_logical_id", "device_id"):
-            if not (isinstance(device.get(key), str) and _NUMERIC.match(device[key])):
-                return f"{at}.{key} must be a numeric string"
-        if not _is_ipv4(device.get("device_ip")):
-            return f"{at}.device_ip must be an IPv4 address"
-        for key in ("rank_id", "super_device_id"):
-            if key in device and not (isinstance(device[key], str) and _NUMERIC.match(device[key])):
-                return f"{at}.{key} must be a numeric string"
-    return None
-
-
-def _is_ipv4(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        ipaddress.IPv4Address(value)
-    except ipaddress.AddressValueError:
-        return False
-    return True
