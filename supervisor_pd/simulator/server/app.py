@@ -62,7 +62,7 @@ UNGATED = frozenset({"/stopService", "/v1/config"})
 
 
 class SimServer:
-    def __init__(self, config: ServerConfig, knobs: Knobs, on_stop: Callable[[bool], None]) -> None:
+    def __init__(self, config: ServerConfig, knobs: Knobs, on_stop: Callable[[], None]) -> None:
         self.config = config
         self.knobs = knobs
         self.state = ServerState(config)
@@ -241,17 +241,23 @@ class SimServer:
         return json_response(self.state.status_body())
 
     async def stop_service(self, request: Request) -> Response:
-        self._stop_calls += 1
-        if self._stop_calls > 1:
-            return error(500, "stopService has already been called.")
-        force = request.query.get("mode", "").lower() == "force"
-        log(f"stopService called (mode={'Force' if force else 'graceful'})")
-        if not force:
-            await self.state.slots.idle.wait()  # in-flight requests finish first
+        """HttpHandler::StopService and ForceStop (MindIE-LLM http_handler.cpp): the stopped flag
+        first, so status, health and new inference answer 503 from then on; graceful waits until
+        nothing runs or waits and answers 200 with no body, and the daemon stays up (whoever
+        asked stops it); `mode=Force`, exactly so spelled, answers 200 at once and SIGKILLs the
+        process group 5 s later. A second call of either kind gets 500 with no body."""
+        force = request.query.get("mode") == "Force"
+        if self.state.stopped:
+            log("[WARN] Service has been stop!")
+            return Response(status=500, body=b"")
         self.state.stopped = True
-        loop = asyncio.get_running_loop()
-        loop.call_later(0.05, self._on_stop, force)
-        return json_response({"result": "ok"})
+        if force:
+            log("Force stop instance after 5 seconds...")
+            asyncio.get_running_loop().call_later(self.knobs.scaled(5.0), self._on_stop)
+            return Response(status=200, body=b"")
+        log("Waiting for running requests to complete...")
+        await self.state.slots.idle.wait()
+        return Response(status=200, body=b"")
 
     async def post_role(self, request: Request) -> Response:
         role = request.params["role"]
@@ -401,6 +407,13 @@ class SimServer:
         return json_response({"token_number": len(tokens), "tokens": tokens})
 
     async def generate(self, request: Request) -> Response | StreamResponse:
+        if self.state.stopped:
+            # SingleReqInferInterfaceBase::Process: a body that is not JSON is refused first.
+            try:
+                request.json()
+            except HttpError:
+                return error(422, "Failed to parse request context to json")
+            return error(503, "The service has been stopped")
         if self.config.dmi:
             return await self._prefill(request)
         return await self._standard(request)

@@ -104,12 +104,9 @@ async def _serve(config: server_config.ServerConfig, knobs: Knobs, worker: subpr
     stopping = False
     tasks: set[asyncio.Task[None]] = set()
 
-    def stop(force: bool = False) -> None:
-        if force:
-            os.killpg(os.getpgrp(), signal.SIGTERM)
-            loop.call_later(knobs.scaled(5.0), os.killpg, os.getpgrp(), signal.SIGKILL)
-            return
-        os.killpg(os.getpgrp(), signal.SIGTERM)
+    def stop() -> None:
+        log("Now terminate instance!")
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
     def on_signal(signum: int) -> None:
         nonlocal stopping

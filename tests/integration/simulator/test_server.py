@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import signal
 import subprocess
@@ -220,18 +221,69 @@ def test_sigterm_path_ends_in_sigabrt_with_the_group_gone(stack: Stack) -> None:
     assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).returncode == 1
 
 
-def test_stop_service(stack: Stack) -> None:
-    process = started(stack)
-    assert stack.mgmt(1, "/stopService") == (200, b'{"result":"ok"}')
-    second = stack.mgmt(1, "/stopService")
-    assert second[0] in (500, 0)
+def standard_mode(stack: Stack) -> None:
+    path = stack.out / "config1.json"  # plans always write dmi; edit the file as a user could
+    data = json.loads(path.read_text())
+    data["ServerConfig"]["inferMode"] = "standard"
+    path.write_text(json.dumps(data))
+
+
+STOPPED = {"error": "The service has been stopped.", "error_type": "Service Unavailable"}
+
+
+def test_stop_service_sets_the_flag_first_waits_for_work_answers_200_empty_and_stays_up(stack: Stack) -> None:
+    # HttpHandler::StopService (MindIE-LLM http_handler.cpp): stopServiceFlag first, so status
+    # and health answer 503 and new inference 503 (SingleReqInferInterfaceBase::Process) while
+    # requests drain; then 200 with no body; nothing exits. A second call: 500, no body.
+    standard_mode(stack)
+    process = started(stack, SUPERVISOR_PD_SIM_TPOT_MS="100")
+    chat = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 20}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        running = pool.submit(stack.business, 1, "/v1/chat/completions", "POST", chat)
+        wait_until(lambda: json.loads(stack.mgmt(1, "/metrics-json")[1])["num_requests_running"] == 1, what="work")
+        stopping = pool.submit(stack.mgmt, 1, "/stopService")
+        code, body = wait_until(lambda: (r := stack.mgmt(1, "/v1/status"))[0] == 503 and r, what="the flag")
+        assert json.loads(body) == STOPPED
+        assert not stopping.done()  # the flag is set before the wait, not after it
+        for path in ("/v2/health/ready", "/health", "/metrics-json"):
+            code, body = stack.mgmt(1, path)
+            assert (code, json.loads(body)) == (503, STOPPED), path
+        assert stack.mgmt(1, "/health/timed") == (200, b'{"status":"healthy"}')
+        code, body = stack.business(1, "/v1/chat/completions", "POST", chat)
+        assert (code, json.loads(body)["error"]) == (503, "The service has been stopped")
+        assert running.result(timeout=20)[0] == 200  # the request in flight finished
+        assert stopping.result(timeout=20) == (200, b"")
+    assert stack.mgmt(1, "/v1/config")[0] == 200  # still up: whoever asked stops it
+    assert process.poll() is None
+    assert stack.mgmt(1, "/stopService") == (500, b"")
+    assert stack.mgmt(1, "/stopService?mode=Force") == (500, b"")
+    process.send_signal(signal.SIGTERM)  # its own shutdown path, as the supervisor's drain sends
     assert process.wait(10) == -signal.SIGABRT
 
 
-def test_stop_service_force(stack: Stack) -> None:
+def test_stop_service_force_answers_at_once_and_sigkills_the_group_5_s_later(stack: Stack) -> None:
+    # HttpHandler::ForceStop: only `mode=Force` exactly; 200 with no body, then after WAIT_TIME
+    # (5 s, scaled here) killpg(getpgrp(), SIGKILL): no shutdown path, the workers go too.
     process = started(stack)
-    assert stack.mgmt(1, "/stopService?mode=Force")[0] == 200
-    assert process.wait(10) in (-signal.SIGKILL, -signal.SIGABRT)
+    group = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(group) >= 2
+    begun = time.monotonic()
+    assert stack.mgmt(1, "/stopService?mode=Force") == (200, b"")
+    code, body = stack.mgmt(1, "/v1/status")
+    assert (code, json.loads(body)) == (503, STOPPED)
+    assert process.wait(10) == -signal.SIGKILL
+    assert time.monotonic() - begun >= 5 * 0.05 * 0.9  # WAIT_TIME, scaled
+    # The worker was killed with it; its zombie lasts until its new parent reaps it.
+    wait_until(lambda: subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).returncode == 1)
+
+
+def test_stop_service_mode_is_case_sensitive(stack: Stack) -> None:
+    # "mode=force" is not "Force": the graceful path, which never kills anything.
+    process = started(stack)
+    assert stack.mgmt(1, "/stopService?mode=force") == (200, b"")
+    with pytest.raises(subprocess.TimeoutExpired):
+        process.wait(5 * 0.05 * 4)  # four times the Force path's scaled wait
+    assert stack.mgmt(1, "/v1/config")[0] == 200
 
 
 def test_business_rules_in_dmi_mode(stack: Stack) -> None:
@@ -253,10 +305,7 @@ def test_business_rules_in_dmi_mode(stack: Stack) -> None:
 
 
 def test_standard_mode_serves_directly(stack: Stack) -> None:
-    path = stack.out / "config1.json"  # plans always write dmi; edit the file as a user could
-    data = json.loads(path.read_text())
-    data["ServerConfig"]["inferMode"] = "standard"
-    path.write_text(json.dumps(data))
+    standard_mode(stack)
     started(stack)
     code, body = stack.business(
         1, "/v1/chat/completions", "POST", {"messages": [{"role": "user", "content": "x"}], "max_tokens": 4}
