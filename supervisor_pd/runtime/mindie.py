@@ -52,8 +52,10 @@ class MindieRules:
         service = body.get("service")
         if isinstance(service, dict):
             child.role_status, child.current_role = service.get("roleStatus"), service.get("currentRole")
-        if probe is Probe.READY and result.ok:
-            # /v2/health/ready answers 200 only once the role is assigned and the model loaded.
+        if probe is Probe.READY and result.ok and child.role_status in (None, "RoleUnknown"):
+            # In dmi mode /v2/health/ready first answers 200 once the role was ready (MindIE-LLM
+            # HealthChecker::WaitForLlmEngineReady); later the role may be switching while the
+            # Server stays ready, which only its /v1/status tells.
             child.role_status = "RoleReady"
             if child.current_role not in ROLES:
                 engine.request(child, Probe.LIVE)  # its /v1/status names the role

@@ -308,7 +308,7 @@ def test_log_files_when_mindie_logs_to_file(runs) -> None:  # type: ignore[no-un
     run.start()
     run.wait_ready()
     logs = run.state / "logs"
-    wait_until(lambda: "role decode ready" in (logs / "server-3.log").read_text(), what="server-3's log file")
+    wait_until(lambda: "Init finished" in (logs / "server-3.log").read_text(), what="server-3's log file")
     assert "Daemon start success!" in (logs / "server-3.log").read_text()
     assert "[ms_controller]" in (logs / "controller.log").read_text()
     assert oct((logs / "server-3.log").stat().st_mode & 0o777) == "0o640"

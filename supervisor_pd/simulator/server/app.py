@@ -23,11 +23,11 @@ from supervisor_pd.simulator.httpd import (
     text_response,
 )
 from supervisor_pd.simulator.knobs import Knobs, first_time, run_dir
-from supervisor_pd.simulator.server import pd
+from supervisor_pd.simulator.server import dmi, pd
 from supervisor_pd.simulator.server.config import ServerConfig
 from supervisor_pd.simulator.server.devices import visible_devices
 from supervisor_pd.simulator.server.role_request import check_role_body
-from supervisor_pd.simulator.server.state import ROLE_READY, ROLE_SWITCHING, Peer, ServerState
+from supervisor_pd.simulator.server.state import ROLE_SWITCHING, Peer, ServerState
 
 ERROR_TYPES = {
     400: "Bad Request",
@@ -281,13 +281,14 @@ class SimServer:
             message = "Update pd info failed. Reset to previous node status."
             return json_response({"error": message, "error_type": "Service Unavailable"}, 503)
         local = body["local"]
-        changed = role != self.state.role
         self.state.instance_id = int(local["id"]) if "id" in local else self.state.instance_id
-        self._update_peers(peers)
-        if changed:
-            self.state.role = role
-            self.state.role_status = ROLE_SWITCHING
-            self.spawn(self._switch_role())
+        new, dropped = dmi.update_links(self.state, peers)
+        # ProcessPDRoleSwitch: RoleSwitching on every accepted request; only a link query sets
+        # RoleReady again, and only after a new link (dmi.py).
+        self.state.role = role
+        self.state.role_status = ROLE_SWITCHING
+        if new or dropped:
+            self.spawn(self._link_task(new))
         log(f"role request: {role}, peers {[int(p.get('id', -1)) for p in peers]}")
         if not self.state.model_loaded and not self.state.loading:
             self.state.loading = True
@@ -296,36 +297,19 @@ class SimServer:
             self.spawn(self._load_model([d["device_logical_id"] for d in local.get("device", [])]))
         return json_response({"result": "ok"})
 
-    def _update_peers(self, peers: list[dict[str, Any]]) -> None:
-        wanted: dict[int, Peer] = {}
-        for item in peers:
-            peer_id = int(item.get("id", -1))
-            known = self.state.peers.get(peer_id)
-            if known is None:
-                known = Peer(peer_id, str(item.get("server_ip", "")))
-                self.spawn(self._link_peer(known))
-            wanted[peer_id] = known
-        self.state.peers = wanted
-
-    async def _link_peer(self, peer: Peer) -> None:
-        """One link task per new peer: set up once the model is on the NPUs."""
+    async def _link_task(self, new: list[Peer]) -> None:
+        """ExecuteLinkTask: once the model is on the NPUs, the backend makes the new links."""
         await self._model_ready.wait()
         await asyncio.sleep(self.knobs.link)
-        if self.state.peers.get(peer.id) is peer:
-            peer.link = "ok"
-        self._update_ready()
+        for peer in new:
+            peer.made = True
+        self.state.role_assigned = True
 
-    async def _switch_role(self) -> None:
-        await self._model_ready.wait()
-        await asyncio.sleep(self.knobs.link)
-        self._update_ready()
-
-    def _update_ready(self) -> None:
-        state = self.state
-        if state.model_loaded and state.peers and all(p.link == "ok" for p in state.peers.values()):
-            if state.role_status != ROLE_READY:
-                log(f"role {state.role} ready, links ok")
-            state.role_status = ROLE_READY
+    def start_timers(self) -> None:
+        """At daemon start: the link query thread (dmi only) and the HealthChecker's wait."""
+        if self.config.dmi:
+            self.spawn(dmi.query_loop(self.state, self.knobs, log))
+        self.spawn(dmi.health_wait(self.state, self.knobs, log))
 
     async def _load_model(self, devices: list[str]) -> None:
         problem = self._claim_devices(devices)

@@ -147,6 +147,7 @@ async def _serve(config: server_config.ServerConfig, knobs: Knobs, worker: subpr
         await asyncio.sleep(knobs.model_load)  # standard mode loads the model at start
         sim.state.model_loaded = True
     sim.state.healthy = True
+    sim.start_timers()
     print("Daemon start success!", flush=True)
     _schedule_faults(config.target, knobs, loop)
     await done.wait()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from supervisor_pd.simulator.server.config import ServerConfig
 
 ROLE_UNKNOWN, ROLE_SWITCHING, ROLE_READY = "RoleUnknown", "RoleSwitching", "RoleReady"
+LINKING = "linking"
 TOTAL_BLOCKS = 1024
 
 _TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
@@ -24,7 +25,8 @@ _TOKEN_BUCKETS = (10, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 class Peer:
     id: int
     server_ip: str
-    link: str = "linking"
+    link: str = LINKING  # what the last link query found (dmi.py)
+    made: bool = False  # the backend has made the link; the next query sees it
     since: float = field(default_factory=time.monotonic)
 
 
@@ -138,6 +140,8 @@ class ServerState:
     stopped: bool = False
     role: str = "none"
     role_status: str = ROLE_UNKNOWN
+    role_assigned: bool = False  # a link task has run (DmiRole assignedRole_)
+    service_normal: bool = False  # the HealthChecker left INIT (dmi.health_wait)
     model_loaded: bool = False
     loading: bool = False
     instance_id: int | None = None
@@ -162,10 +166,6 @@ class ServerState:
         return max(0, self.total_blocks - self.slots.blocks_used)
 
     @property
-    def links_ok(self) -> bool:
-        return bool(self.peers) and all(peer.link == "ok" for peer in self.peers.values())
-
-    @property
     def busy(self) -> bool:
         """BUSY in the HealthChecker's terms: usage at or over HealthCheckConfig.npuUsageThreshold."""
         threshold = self.config.npu_usage_threshold
@@ -173,15 +173,12 @@ class ServerState:
 
     @property
     def ready(self) -> bool:
-        """What /v2/health/ready reports: model loaded and, in dmi mode, role and links ready."""
-        if not self.model_loaded:
-            return False
-        if not self.config.dmi:
-            return True
-        return self.role_status == ROLE_READY and self.role in ("prefill", "decode", "flex") and self.links_ok
+        """What /v2/health/ready reports: the engine up and the HealthChecker out of INIT."""
+        return self.model_loaded and self.service_normal
 
     def status_body(self) -> dict[str, object]:
         running = self.slots.running
+        linked = [{"target": peer.id, "link": peer.link} for peer in self.peers.values() if peer.link != LINKING]
         return {
             "service": {"roleStatus": self.role_status, "currentRole": self.role},
             "resource": {
@@ -195,5 +192,6 @@ class ServerState:
                 "totalNpuBlockNums": self.total_blocks,
                 "totalCpuBlockNums": 0,
             },
-            "linkStatus": {"peers": [{"target": peer.id, "link": peer.link} for peer in self.peers.values()]},
+            # Only links with an outcome (HandleStatusV1 lists remoteNodeLinkStatus_ entries shown).
+            "linkStatus": {"peers": linked},
         }

@@ -97,23 +97,55 @@ def test_config_and_status_before_a_role(stack: Stack) -> None:
     assert stack.mgmt(1, "/v1/health")[0] == 404  # the Server has no /v1/health
 
 
+def holds(check: Any, seconds: float) -> None:
+    """`check` stays true for `seconds` (a promise that something does not happen)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert check()
+        time.sleep(0.05)
+
+
+QUERY = 10 * 0.05  # dmi_role.cpp QUERY_INTERVAL_SECONDS, scaled as the tests scale MindIE's timers
+
+
 def test_role_assignment_loads_the_model_and_links(make_stack) -> None:  # type: ignore[no-untyped-def]
     stack = make_stack(knobs={"SUPERVISOR_PD_SIM_MODEL_LOAD_SECONDS": "0.5"})
     started(stack)
     assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3])) == (200, b'{"result":"ok"}')
-    assert stack.server_status(1)["service"] == {"roleStatus": "RoleSwitching", "currentRole": "prefill"}
+    status = stack.server_status(1)
+    assert status["service"] == {"roleStatus": "RoleSwitching", "currentRole": "prefill"}
+    assert status["linkStatus"]["peers"] == []  # a link still being made is not listed
     assert stack.mgmt(1, "/v2/health/ready")[0] == 500  # loading
     wait_until(lambda: stack.server_status(1)["service"]["roleStatus"] == "RoleReady", what="RoleReady")
     status = stack.server_status(1)
     assert status["linkStatus"]["peers"] == [{"target": 2, "link": "ok"}]
     assert status["resource"]["availSlotsNum"] == 200
     assert status["resource"]["totalNpuBlockNums"] > 0
-    assert stack.mgmt(1, "/v2/health/ready") == (200, b"")
+    # WaitForLlmEngineReady: readiness follows RoleReady after one more 5 s check (scaled).
+    wait_until(lambda: stack.mgmt(1, "/v2/health/ready") == (200, b""), what="ready")
     assert stack.mgmt(1, "/v2/health/live") == (200, b"")
-    # A repeated request that only changes the peers is accepted (reference §3.7).
+
+
+def test_every_role_request_switches_and_only_a_new_link_makes_the_role_ready_again(stack: Stack) -> None:
+    # ProcessPDRoleSwitch sets RoleSwitching on every accepted request; CheckAllLinksCompleted,
+    # from the 10 s link query, is the only way back to RoleReady, and the query is skipped while
+    # nothing is linking. Readiness, once NORMAL, no longer follows the role status.
+    started(stack)
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3]))[0] == 200
+    wait_until(lambda: stack.mgmt(1, "/v2/health/ready") == (200, b""), what="ready")
     assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3, 4]))[0] == 200
-    wait_until(lambda: len(stack.server_status(1)["linkStatus"]["peers"]) == 2, what="the new peer")
-    wait_until(lambda: all(p["link"] == "ok" for p in stack.server_status(1)["linkStatus"]["peers"]), what="links")
+    assert stack.server_status(1)["service"]["roleStatus"] == "RoleSwitching"
+    assert stack.mgmt(1, "/v2/health/ready") == (200, b"")
+    wait_until(lambda: stack.server_status(1)["service"]["roleStatus"] == "RoleReady", what="RoleReady again")
+    assert [p["target"] for p in stack.server_status(1)["linkStatus"]["peers"]] == [2, 3]
+    # The same peers again: nothing to link, so RoleSwitching stays, and readiness with it.
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3, 4]))[0] == 200
+    holds(lambda: stack.server_status(1)["service"]["roleStatus"] == "RoleSwitching", 3 * QUERY)
+    assert stack.mgmt(1, "/v2/health/ready") == (200, b"")
+    # Dropping a peer makes no link either.
+    assert stack.mgmt(1, "/v1/role/prefill", "POST", role_body(stack, 1, [3]))[0] == 200
+    assert [p["target"] for p in stack.server_status(1)["linkStatus"]["peers"]] == [2]
+    holds(lambda: stack.server_status(1)["service"]["roleStatus"] == "RoleSwitching", 3 * QUERY)
 
 
 @pytest.mark.parametrize(
