@@ -75,7 +75,7 @@ def _run(settings: Settings, plan: Plan, specs: tuple[ProcessSpec, ...], output:
         sink,
         settings.state_dir,
         apply_cpus,
-        rules=MindieRules(plan, settings.controller_stall_seconds),
+        rules=MindieRules(plan, settings.controller_stall_seconds, settings.coordinator_quarantine_seconds),
         file_limit=before if after != before else None,
     )
     try:

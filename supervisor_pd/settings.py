@@ -213,6 +213,13 @@ class Settings(BaseSettings):
         description="How long the Coordinator may stay not ready while every Server is role-ready before the "
         "Controller is judged stuck and restarted.",
     )
+    coordinator_quarantine_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long the Coordinator may stay not ready while every Server is role-ready, after a decode "
+        "Server it was linked to restarted, before it is restarted: MindIE's Coordinator refuses every instance "
+        "for 2 minutes once it loses a decode Server's link, and only a restart clears that.",
+    )
     restart_backoff: float = Field(1.0, ge=0, description="First restart delay; doubles with each failure in a row.")
     restart_backoff_max: float = Field(60.0, ge=0, description="Longest restart delay.")
     restart_stable_seconds: float = Field(

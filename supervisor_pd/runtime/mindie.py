@@ -28,10 +28,16 @@ def _count(value: Any) -> int:
 
 
 class MindieRules:
-    def __init__(self, plan: Plan, stall_seconds: float) -> None:
+    def __init__(self, plan: Plan, stall_seconds: float, quarantine_seconds: float = 10.0) -> None:
         self.recovery_file = plan.controller.recovery_file
         self.stall_seconds = stall_seconds
+        self.quarantine_seconds = quarantine_seconds
         self.stall_since: float | None = None
+        # The decode Servers' runs, and the Coordinator's, when the Coordinator was last ready: a
+        # decode run that changed since means the Coordinator lost that Server's /dresult link.
+        self.decodes: set[str] = set()
+        self.linked_runs: dict[str, int] = {}
+        self.linked_coordinator_run: int | None = None
         # A Server failed during the first role assignment: the Controller must restart once it is back.
         self.controller_restart_pending = False
 
@@ -52,6 +58,8 @@ class MindieRules:
         service = body.get("service")
         if isinstance(service, dict):
             child.role_status, child.current_role = service.get("roleStatus"), service.get("currentRole")
+            if child.current_role == "decode":
+                self.decodes.add(child.name)
         if probe is Probe.READY and result.ok and child.role_status in (None, "RoleUnknown"):
             # In dmi mode /v2/health/ready first answers 200 once the role was ready (MindIE-LLM
             # HealthChecker::WaitForLlmEngineReady); later the role may be switching while the
@@ -123,11 +131,31 @@ class MindieRules:
             and coordinator.readiness.last is None
             and controller.state is ProcState.RUNNING
         )
+        if coordinator.state in UP and coordinator.readiness.last is not None:
+            self.linked_runs = {name: engine.children[name].run for name in self.decodes}
+            self.linked_coordinator_run = coordinator.run
         if not stalled:
             self.stall_since = None
             return None
         if self.stall_since is None:
             self.stall_since = now
+        lost = [name for name, run in self.linked_runs.items() if engine.children[name].run != run]
+        if lost and coordinator.run == self.linked_coordinator_run:
+            # MindIE-Motor DExceptionHandler.cpp AddToFaulty: a decode link lost for good takes out
+            # every instance sharing its virtual id (all of them in single-container mode), and
+            # ControllerListener::IdsAddOrUpdate refuses them for 2 minutes. Only a new Coordinator
+            # forgets that; the Controller refills it within one synchronisation.
+            if now - self.stall_since < self.quarantine_seconds:
+                return self.stall_since + self.quarantine_seconds
+            self.stall_since = None
+            self.linked_runs = {}
+            engine.restart(
+                coordinator,
+                f"not ready for {self.quarantine_seconds:g} s after {', '.join(lost)} restarted while every Server "
+                "is role-ready: MindIE's Coordinator refuses every instance for 2 minutes once it loses a decode "
+                "Server's link, and a restart clears that",
+            )
+            return None
         if now - self.stall_since >= self.stall_seconds:
             self.stall_since = None
             engine.fail(

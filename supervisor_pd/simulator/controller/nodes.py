@@ -179,7 +179,9 @@ def instance(node: Node, nodes: dict[int, Node] | None = None) -> dict[str, Any]
         "static_info": {
             "group_id": node.group,
             "max_seq_len": node.config.get("maxSeqLen", 0),
-            "virtual_id": node.id,
+            # RankTableLoader ParseGroupServerNodes never sets it for one-node instances: every
+            # instance keeps DIGSInstanceStaticInfo's default, 1 (MindIE-Motor digs_instance.h).
+            "virtual_id": 1,
             "max_output_len": node.config.get("maxOutputLen", 0),
             "total_slots_num": node.total_slots,
             "total_block_num": resource.get("totalNpuBlockNums", 0),

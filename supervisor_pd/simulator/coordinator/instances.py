@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ class Instance:
     model_name: str
     static: dict[str, Any]
     dynamic: dict[str, Any]
+    virtual_id: int = 1
     online: bool = True
     outstanding: int = 0
     tasks: set[str] = field(default_factory=set)
@@ -88,45 +90,83 @@ def admit(item: Any) -> tuple[Instance | None, str]:
             model_name=str(item.get("model_name", "")),
             static=static,
             dynamic=dynamic,
+            virtual_id=int(static.get("virtual_id", 1)),
         ),
         "",
     )
 
 
 class DecodeStream:
-    """Reads `reqId:<id>\\0<prefix><body>\\0` frames from one D and hands them to waiting requests."""
+    """Reads `reqId:<id>\\0<prefix><body>\\0` frames from one D and hands them to waiting requests.
 
-    def __init__(self, instance: Instance, session: aiohttp.ClientSession, waiters: dict[str, asyncio.Queue]) -> None:
+    A stream that was up and breaks is ConnDErrHandler's case (MindIE-Motor
+    DExceptionHandler.cpp, fed by DRequestRepeater DResErrorHandler): `max_retry` immediate
+    reconnects, and if none takes, `on_fault` (AddToFaulty) quarantines the instance and every
+    instance sharing its virtual id."""
+
+    def __init__(
+        self,
+        instance: Instance,
+        session: aiohttp.ClientSession,
+        waiters: dict[str, asyncio.Queue],
+        max_retry: int,
+        on_fault: Callable[[Instance], Awaitable[None]],
+    ) -> None:
         self.instance = instance
         self.session = session
         self.waiters = waiters
+        self.max_retry = max_retry
+        self.on_fault = on_fault
         self.connected = asyncio.Event()
+        # ConnDErrHandler is under way: it runs to its end on its own thread in MindIE, even if a
+        # refresh removes the instance meanwhile.
+        self.broken = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await task
 
     async def _run(self) -> None:
         url = f"http://{self.instance.ip}:{self.instance.port}/dresult"
+        retries_left: int | None = None  # set once an established stream has broken
         while True:
-            try:
-                timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
-                async with self.session.get(url, timeout=timeout) as response:
-                    if response.status != 200:
-                        raise aiohttp.ClientError(f"/dresult answered {response.status}")
-                    self.connected.set()
-                    await self._read(response)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                if self.connected.is_set():
-                    log(f"/dresult stream of instance {self.instance.id} ended: {exc}")
-            self.connected.clear()
-            await asyncio.sleep(1.0)
+            if await self._stream(url):
+                retries_left = self.max_retry  # ConnDErrHandler: reconnect at once
+                self.broken = True
+                continue
+            self.broken = retries_left is not None
+            if retries_left is None:
+                await asyncio.sleep(1.0)  # never linked yet: the next refresh's LinkWithDNode
+                continue
+            retries_left -= 1
+            if retries_left <= 0:
+                log(f"Decode instance {self.instance.ip}:{self.instance.port} connect failed.")
+                await self.on_fault(self.instance)
+                return
+
+    async def _stream(self, url: str) -> bool:
+        """One connection to /dresult, read to its end; True if it was established."""
+        try:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+            async with self.session.get(url, timeout=timeout) as response:
+                if response.status != 200:
+                    raise aiohttp.ClientError(f"/dresult answered {response.status}")
+                self.connected.set()
+                self.broken = False
+                await self._read(response)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if self.connected.is_set():
+                log(f"/dresult stream of instance {self.instance.id} ended: {exc}")
+        established = self.connected.is_set()
+        self.connected.clear()
+        return established
 
     async def _read(self, response: aiohttp.ClientResponse) -> None:
         buffer = b""

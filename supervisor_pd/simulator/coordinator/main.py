@@ -27,6 +27,8 @@ from supervisor_pd.simulator.coordinator.instances import DecodeStream, Instance
 from supervisor_pd.simulator.files import motor_config_rules, motor_read_error
 from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
 
+QUARANTINE = 120.0  # ControllerListener::IdsAddOrUpdate: minutes(2)
+
 
 class ConfigError(Exception):
     pass
@@ -118,6 +120,8 @@ class Coordinator:
         self.streams: dict[int, DecodeStream] = {}
         self.waiters: dict[str, asyncio.Queue[tuple[str, bytes]]] = {}
         self.refreshed = False
+        # AddToFaulty: instance id -> when it was quarantined with its virtual id's instances.
+        self.faulty: dict[int, float] = {}
         self.inflight = 0
         self._ids = itertools.count(random.randrange(1, 2**40))  # noqa: S311
         self._metrics_cache: tuple[float, str] | None = None
@@ -155,6 +159,13 @@ class Coordinator:
                 log(f"instance {item.get('id') if isinstance(item, dict) else '?'} not admitted: {why}")
                 continue
             admitted[found.id] = found
+        now = time.monotonic()
+        for instance_id in [i for i in admitted if i in self.faulty]:
+            # IdsAddOrUpdate: a quarantined id is ignored for 2 minutes, then taken again.
+            if now - self.faulty[instance_id] <= self.knobs.scaled(QUARANTINE):
+                del admitted[instance_id]
+            else:
+                del self.faulty[instance_id]
         for gone in set(self.instances) - set(admitted):
             await self._remove(gone)
         for instance_id, fresh in admitted.items():
@@ -169,16 +180,27 @@ class Coordinator:
             log(f"instance {instance_id} added as {role} ({fresh.ip}:{fresh.port})")
             if fresh.is_decode:
                 assert self.session is not None
-                stream = DecodeStream(fresh, self.session, self.waiters)
+                stream = DecodeStream(fresh, self.session, self.waiters, self.settings.max_retry, self.quarantine)
                 self.streams[instance_id] = stream
                 stream.start()
         self.refreshed = True
         return web.json_response({"result": "ok"})
 
+    async def quarantine(self, lost: Instance) -> None:
+        """RequestRepeater::AddToFaulty (MindIE-Motor DExceptionHandler.cpp): the lost D and every
+        instance sharing its virtual id are removed and refused for 2 minutes (ClusterNodes
+        AddFaultNode, ControllerListener IdsAddOrUpdate). In single-container mode that is all."""
+        now = time.monotonic()
+        fellows = [lost.id] + [i.id for i in self.instances.values() if i.virtual_id == lost.virtual_id and i != lost]
+        log(f"decode instance {lost.id} lost: instances {fellows} (virtual id {lost.virtual_id}) quarantined")
+        for instance_id in fellows:
+            self.faulty[instance_id] = now
+            await self._remove(instance_id)
+
     async def _remove(self, instance_id: int) -> None:
         instance = self.instances.pop(instance_id, None)
         stream = self.streams.pop(instance_id, None)
-        if stream is not None:
+        if stream is not None and not stream.broken:
             await stream.stop()
         if instance is not None:
             log(f"instance {instance_id} removed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 
 from tests.simstack import Stack, http, wait_until
 
@@ -150,6 +151,26 @@ def test_a_decode_that_dies_mid_stream_ends_the_stream_with_an_error(make_stack)
     assert code == 200
     assert b'"error"' in body.split(b"\n\n")[-2] or b'"error"' in body
     assert b"[DONE]" not in body
+
+
+def test_a_lost_decode_link_quarantines_every_instance_for_two_minutes(make_stack) -> None:  # type: ignore[no-untyped-def]
+    # DRequestRepeater DResErrorHandler -> ConnDErrHandler: max_retry immediate reconnects, then
+    # AddToFaulty removes every instance sharing the D's virtual id (1 for all of them in
+    # single-container mode), and IdsAddOrUpdate ignores them in refreshes for 2 minutes.
+    stack = make_stack()
+    stack.start_all()
+    stack.wait_ready()
+    info = json.loads(manage(stack, "/v1/coordinator_info")[1])
+    assert len(info["schedule_info"]) == 4
+    stack.kill("server-3")
+    wait_until(lambda: stack.status("/v1/readiness")[0] == 503, what="not ready")
+    began = time.monotonic()
+    assert json.loads(manage(stack, "/v1/coordinator_info")[1])["schedule_info"] == []  # the P went too
+    stack.start_server(3)
+    stack.wait_server_up(3)
+    wait_until(lambda: stack.status("/v1/readiness")[0] == 200, timeout=30, what="ready after the quarantine")
+    assert time.monotonic() - began >= 120 * 0.05 * 0.9  # 2 minutes, scaled
+    assert "quarantined" in stack.log("coordinator")
 
 
 def test_metrics_are_aggregated(make_stack) -> None:  # type: ignore[no-untyped-def]

@@ -108,7 +108,13 @@ class Stack:
         self.specs = build_specs(self.plan, self.settings, {"PATH": "/usr/bin"}, Path("/out"), Path("/state"))
         self.fx = FakeEffects()
         self.engine = Engine(
-            self.specs, self.settings, self.fx, MindieRules(self.plan, self.settings.controller_stall_seconds), strict
+            self.specs,
+            self.settings,
+            self.fx,
+            MindieRules(
+                self.plan, self.settings.controller_stall_seconds, self.settings.coordinator_quarantine_seconds
+            ),
+            strict,
         )
         self.engine.begin()
 

@@ -432,6 +432,53 @@ def test_a_controller_that_stops_refreshing_the_coordinator_is_restarted() -> No
     assert "the Controller is not refreshing it" in stack.child("controller").reason
 
 
+def back_with_the_coordinator_not_ready(stack: Stack, name: str) -> None:
+    """`name` exits and comes back ready; the Coordinator answers not ready from then on."""
+    stack.exit(name)
+    stack.gone(name)
+    stack.advance(2)
+    stack.up(name)
+    for _ in range(4):
+        stack.engine.health.next_round = stack.fx.clock
+        stack.tick()
+        for server in stack.servers:
+            if stack.pending(server, Probe.READY) is not None:
+                stack.answer(server, Probe.READY)
+            if stack.pending(server, Probe.LIVE) is not None:
+                role = stack.child(server).spec.server.role.value
+                stack.answer(server, Probe.LIVE, body={"service": {"roleStatus": "RoleReady", "currentRole": role}})
+        if stack.pending("coordinator", Probe.READY) is not None:
+            stack.answer("coordinator", Probe.READY, ok=False)
+    assert all(stack.child(server).readiness.last is not None for server in stack.servers)
+    assert stack.engine.phase is Phase.DEGRADED
+
+
+@scenario
+def test_a_coordinator_that_lost_a_decode_link_is_restarted_once_every_server_is_ready() -> None:
+    # MindIE's Coordinator refuses every instance for 2 minutes after a decode link is lost for
+    # good (DExceptionHandler.cpp AddToFaulty); a restart is what clears it.
+    stack = Stack(controller_stall_seconds=60.0, coordinator_quarantine_seconds=10.0)
+    stack.bring_up()
+    back_with_the_coordinator_not_ready(stack, "server-3")  # a decode Server
+    stack.advance(9)
+    assert stack.state("coordinator") is S.RUNNING
+    stack.advance(2)
+    assert stack.state("coordinator") is S.STOPPING
+    assert "refuses every instance for 2 minutes" in stack.child("coordinator").reason
+    assert stack.state("controller") is S.RUNNING  # not the Controller's fault
+
+
+@scenario
+def test_a_prefill_restart_does_not_make_the_coordinator_suspect() -> None:
+    stack = Stack(controller_stall_seconds=60.0, coordinator_quarantine_seconds=10.0)
+    stack.bring_up()
+    back_with_the_coordinator_not_ready(stack, "server-1")  # a prefill Server
+    stack.advance(11)
+    assert stack.state("coordinator") is S.RUNNING
+    stack.advance(50)
+    assert stack.state("controller") is S.BACKOFF  # the Controller judgement, as before
+
+
 def test_the_servers_report_their_work_and_role() -> None:
     stack = Stack()
     rules = stack.engine.rules
