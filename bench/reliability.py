@@ -62,7 +62,14 @@ def render(folder: Path, scale: str, seconds: float) -> str:
         "every request). **failed**: the client got an error response (an HTTP error status, or an error "
         "event that ends the stream), or found the port closed. **lost**: neither completed nor an "
         "error response. **hung**: still open at the deadline. **recover**: from the fault to every "
-        "process ready again (for a start-up fault: to the service ready).",
+        "process ready again (for a start-up fault: to the service ready)."
+        " Each stream sends its next request as soon as one ends, so requests refused while the service "
+        "was not ready (503 with `Retry-After`) count as failed too: a longer outage shows as many failed "
+        "requests. MindIE's own timers run 20 times faster here (`SUPERVISOR_PD_SIM_TIME_SCALE=0.05`: the "
+        "Servers' 10 s link query and 5 s health checks, the Coordinator's 2-minute quarantine after a lost "
+        "decode link, the Controller's waits), and so does supervisor_pd's wait before it ends that quarantine "
+        "(`SUPERVISOR_PD_COORDINATOR_QUARANTINE_SECONDS=0.5` instead of 10): **recover** is this "
+        "simulation's, not an 800I's.",
         "",
         "| fault | what the service did | streams | requests | completed | failed | lost | hung | recover |",
         "|---|---|---|---|---|---|---|---|---|",
