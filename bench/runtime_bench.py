@@ -325,7 +325,11 @@ def main() -> None:
         "and the same generated files, in the same run. Times from launching the process. supervisor_pd's times "
         "include discovering the host and writing the plan; its Coordinator and Controller wait for the Servers "
         'to answer (readiness gating), so "every child spawned" includes that wait. Target: all Servers spawned '
-        "in under 0.5 s for N = 16.",
+        "in under 0.5 s for N = 16."
+        ' "Service ready" includes, for both, MindIE\'s own waits after the role request: a Server is '
+        "RoleReady only at its next 10 s link query and ready only after its HealthChecker's next 5 s check and "
+        "one more 5 s (MindIE-LLM dmi_role.cpp, health_checker.cpp; simulated since 2026-11-29, which added about "
+        "10 s to both columns).",
         "",
         "| N | supervisor_pd: first spawn | Servers spawned (first to last) | every child spawned | service ready | "
         "boot.sh loop: every child spawned | service ready |",
