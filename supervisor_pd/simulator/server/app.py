@@ -1,4 +1,5 @@
-"""A simulated Server's endpoints: management (§2.1-2.3), business (§2.4-2.6), metrics (§2.7)."""
+"""A simulated Server's endpoints: management (§2.1-2.3), business (§2.4-2.6; the generation
+paths are in inference.py), metrics (§2.7)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,14 @@ import contextlib
 import fcntl
 import os
 import signal
-import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from supervisor_pd.simulator import textgen
 from supervisor_pd.simulator.httpd import (
-    HttpError,
     Request,
     Response,
     Router,
-    StreamResponse,
     json_response,
     text_response,
 )
@@ -26,36 +23,10 @@ from supervisor_pd.simulator.knobs import Knobs, first_time, run_dir
 from supervisor_pd.simulator.server import dmi, pd
 from supervisor_pd.simulator.server.config import ServerConfig
 from supervisor_pd.simulator.server.devices import visible_devices
+from supervisor_pd.simulator.server.inference import Inference
+from supervisor_pd.simulator.server.replies import GENERATION_PATHS, error, log
 from supervisor_pd.simulator.server.role_request import check_role_body
 from supervisor_pd.simulator.server.state import ROLE_SWITCHING, Peer, ServerState
-
-ERROR_TYPES = {
-    400: "Bad Request",
-    404: "NotFoundError",
-    422: "Input Validation Error",
-    424: "Generation Error",
-    500: "Incomplete Generation",
-    503: "Service Unavailable",
-}
-GENERATION_PATHS = (
-    "/v1/chat/completions",
-    "/v1/completions",
-    "/infer",
-    "/infer_token",
-    "/",
-    "/generate",
-    "/generate_stream",
-)
-
-
-def error(status: int, message: str) -> Response:
-    return json_response({"error": message, "error_type": ERROR_TYPES.get(status, "Error")}, status)
-
-
-def log(message: str) -> None:
-    sys.stdout.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] [{os.getpid()}] {message}\n")
-    sys.stdout.flush()
-
 
 # Management routes with no stop or health check of their own (see management_gate).
 UNGATED = frozenset({"/stopService", "/v1/config"})
@@ -72,7 +43,6 @@ class SimServer:
         self._locks: list[int] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop_calls = 0
-        self._request_counter = 0
         self._model_ready = asyncio.Event()
         slow = knobs.fault(config.target, "slow_health")
         self._slow = (slow.value or 0.0) if slow is not None and first_time(config.target, slow) else 0.0
@@ -80,7 +50,8 @@ class SimServer:
         load_fail = knobs.fault(config.target, "load_fail")
         self._load_fail = load_fail is not None and first_time(config.target, load_fail)
         retry = knobs.fault(config.target, "retry_requests")
-        self._retries_left = int(retry.value or 1) if retry is not None else 0
+        retries = int(retry.value or 1) if retry is not None else 0
+        self.inference = Inference(config, knobs, self.state, self.dispatcher, self.spawn, retries)
 
     def toggle_slow(self) -> None:
         """SIGUSR1: management answers become `knobs.slow` seconds late, or prompt again."""
@@ -147,12 +118,12 @@ class SimServer:
         router.add("GET", "/v2/models/{model}", self.triton_model)
         router.add("GET", "/v2/models/{model}/config", self.triton_model)
         for path in GENERATION_PATHS:
-            router.add("POST", path, self.generate)
+            router.add("POST", path, self.inference.generate)
         for suffix in ("infer", "generate", "generate_stream"):
-            router.add("POST", "/v2/models/{model}/" + suffix, self.generate)
+            router.add("POST", "/v2/models/{model}/" + suffix, self.inference.generate)
         router.add("POST", "/v2/models/{model}/stopInfer", self.stop_infer)
         router.add("POST", "/v1/tokenizer", self.tokenizer)
-        router.add("GET", "/dresult", self.dresult)
+        router.add("GET", "/dresult", self.inference.dresult)
         return router
 
     def metrics_routes(self) -> Router:
@@ -321,7 +292,8 @@ class SimServer:
             os.killpg(os.getpgrp(), signal.SIGKILL)
             return
         try:
-            self._intercomm = await pd.serve_intercomm(self.config.ip, self.config.inter_comm_port, self._accept_decode)
+            accept = self.inference.accept_decode
+            self._intercomm = await pd.serve_intercomm(self.config.ip, self.config.inter_comm_port, accept)
         except OSError as exc:
             log(f"[ERROR] gRPC server failed to bind interCommPort {self.config.inter_comm_port}: {exc.strerror}")
             os.killpg(os.getpgrp(), signal.SIGKILL)
@@ -389,139 +361,6 @@ class SimServer:
             return error(422, "inputs must be a string")
         tokens = textgen.tokenize(text)
         return json_response({"token_number": len(tokens), "tokens": tokens})
-
-    async def generate(self, request: Request) -> Response | StreamResponse:
-        if self.state.stopped:
-            # SingleReqInferInterfaceBase::Process: a body that is not JSON is refused first.
-            try:
-                request.json()
-            except HttpError:
-                return error(422, "Failed to parse request context to json")
-            return error(503, "The service has been stopped")
-        if self.config.dmi:
-            return await self._prefill(request)
-        return await self._standard(request)
-
-    def _parse(self, request: Request, request_id: str) -> textgen.Generation:
-        try:
-            return textgen.parse(
-                request.path,
-                request.json(),
-                self.config.model_name,
-                self.knobs.max_tokens,
-                self.config.max_output_len,
-                request_id,
-            )
-        except textgen.InvalidRequest as exc:
-            raise HttpError(422, str(exc)) from None
-
-    async def _prefill(self, request: Request) -> Response:
-        state = self.state
-        if state.role in ("none",) or state.role_status == "RoleUnknown":
-            return error(503, "The PD role of this instance is unknown.")
-        if state.role == "decode" or request.headers.get("req-type") != "prefill":
-            return error(400, "this instance only accepts prefill requests from the Coordinator")
-        request_id = request.headers.get("req-id", "")
-        target = request.headers.get("d-target", "")
-        if not request_id.isdigit() or not request_id.isascii() or len(request_id) > 1024 or not target:
-            return error(400, "req-id and d-target headers are required")
-        gen = self._parse(request, request_id)
-        state.metrics.received += 1
-        state.metrics.prompt_tokens += gen.prompt_tokens
-        state.metrics.request_prompt.observe(gen.prompt_tokens)
-        started = time.monotonic()
-        async with state.slots.hold(state.blocks_for(gen.prompt_tokens)):
-            await asyncio.sleep(self.knobs.ttft)
-            done = gen.max_tokens <= 1
-            if not done:
-                message = {"op": "decode", "generation": gen.to_json(), "started": time.time()}
-                try:
-                    reply = await pd.hand_off(target, self.config.inter_comm_port, message)
-                except (OSError, ValueError, TimeoutError) as exc:
-                    state.metrics.failed += 1
-                    return error(500, f"hand-off to decode instance {target} failed: {exc}")
-                if not reply.get("ok"):
-                    state.metrics.failed += 1
-                    return error(500, f"decode instance {target} refused the request: {reply.get('error')}")
-        state.metrics.ttft.observe(time.monotonic() - started)
-        state.metrics.generation_tokens += 1
-        if done:
-            state.metrics.success += 1
-            output = (textgen.stream_end(gen) if gen.stream else textgen.full_body(gen)).decode()
-        else:
-            output = textgen.stream_piece(gen, 0).decode() if gen.stream else ""
-        return json_response({"reqId": request_id, "isStream": gen.stream, "isLastResp": done, "output": output})
-
-    async def _accept_decode(self, message: dict[str, Any]) -> dict[str, Any]:
-        state = self.state
-        if message.get("op") != "decode":
-            return {"ok": False, "error": "unknown operation"}
-        if state.role != "decode" or not state.model_loaded:
-            return {"ok": False, "error": f"this instance is {state.role}/{state.role_status}, not a ready decode"}
-        try:
-            gen = textgen.Generation.from_json(message["generation"])
-        except (KeyError, TypeError):
-            return {"ok": False, "error": "malformed generation"}
-        state.metrics.received += 1
-        if self._retries_left > 0:
-            self._retries_left -= 1
-            self.dispatcher.emit(gen.request_id, "retry:", b'{"reason":"KV transfer failed (injected fault)"}')
-            return {"ok": True}
-        self.spawn(self._decode(gen))
-        return {"ok": True}
-
-    async def _decode(self, gen: textgen.Generation) -> None:
-        state = self.state
-        started = time.monotonic()
-        try:
-            async with state.slots.hold(state.blocks_for(gen.prompt_tokens + gen.max_tokens)):
-                for index in range(1, gen.max_tokens - 1):
-                    await asyncio.sleep(self.knobs.tpot)
-                    state.metrics.tpot.observe(self.knobs.tpot)
-                    if gen.stream:
-                        self.dispatcher.emit(gen.request_id, "data:", textgen.stream_piece(gen, index))
-                await asyncio.sleep(self.knobs.tpot)
-                body = textgen.stream_end(gen) if gen.stream else textgen.full_body(gen)
-                self.dispatcher.emit(gen.request_id, "lastData:", body)
-        except asyncio.CancelledError:
-            self.dispatcher.emit(gen.request_id, "error:", b'{"error":"the decode instance is stopping"}')
-            raise
-        state.metrics.success += 1
-        state.metrics.generation_tokens += gen.max_tokens - 1
-        state.metrics.request_generation.observe(gen.max_tokens)
-        state.metrics.e2e.observe(time.monotonic() - started)
-
-    async def dresult(self, request: Request) -> Response | StreamResponse:
-        if not self.config.dmi or self.state.role != "decode":
-            return error(400, "/dresult is served by decode instances only")
-        return StreamResponse(chunks=self.dispatcher.stream(), content_type="text/event-stream")
-
-    async def _standard(self, request: Request) -> Response | StreamResponse:
-        state = self.state
-        if not state.model_loaded:
-            return error(503, "The model is not loaded yet.")
-        self._request_counter += 1
-        gen = self._parse(request, str(self._request_counter))
-        state.metrics.received += 1
-        state.metrics.prompt_tokens += gen.prompt_tokens
-        if gen.stream:
-            return StreamResponse(chunks=self._standard_stream(gen), content_type=textgen.content_type(gen))
-        async with state.slots.hold(state.blocks_for(gen.prompt_tokens + gen.max_tokens)):
-            await asyncio.sleep(self.knobs.ttft + self.knobs.tpot * (gen.max_tokens - 1))
-        state.metrics.success += 1
-        state.metrics.generation_tokens += gen.max_tokens
-        return Response(body=textgen.full_body(gen))
-
-    async def _standard_stream(self, gen: textgen.Generation) -> AsyncIterator[bytes]:
-        state = self.state
-        async with state.slots.hold(state.blocks_for(gen.prompt_tokens + gen.max_tokens)):
-            await asyncio.sleep(self.knobs.ttft)
-            for index in range(gen.max_tokens - 1):
-                yield textgen.stream_piece(gen, index)
-                await asyncio.sleep(self.knobs.tpot)
-            yield textgen.stream_end(gen)
-        state.metrics.success += 1
-        state.metrics.generation_tokens += gen.max_tokens
 
     # --- metrics ------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from supervisor_pd.simulator.httpd import HttpServer, Router
 from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
 from supervisor_pd.simulator.server import config as server_config
-from supervisor_pd.simulator.server.app import SimServer, log
+from supervisor_pd.simulator.server.app import SimServer
+from supervisor_pd.simulator.server.replies import log
 
 USAGE = "Usage: mindieservice_daemon --config-file <path> [--expert-parallel true]\n"
 
