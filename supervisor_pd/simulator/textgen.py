@@ -14,6 +14,17 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+# The generation routes a Server serves and the Coordinator relays (MindIE-LLM http_handler.cpp).
+GENERATION_PATHS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/infer",
+    "/infer_token",
+    "/",
+    "/generate",
+    "/generate_stream",
+)
+
 _WORDS = [
     "the",
     "model",

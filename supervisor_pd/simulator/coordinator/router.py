@@ -9,21 +9,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from supervisor_pd.simulator import textgen
 from supervisor_pd.simulator.coordinator.instances import Instance
 
 if TYPE_CHECKING:
     from supervisor_pd.simulator.coordinator.main import Coordinator
 
 NOT_READY = "MindIE-MS Coordinator is not ready\r\n"
-GENERATION_PATHS = (
-    "/v1/chat/completions",
-    "/v1/completions",
-    "/infer",
-    "/infer_token",
-    "/",
-    "/generate",
-    "/generate_stream",
-)
 CONNECT_RETRIES = 4
 
 
@@ -54,7 +46,7 @@ class Router:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.coordinator.settings.body_limit)
-        for path in GENERATION_PATHS:
+        for path in textgen.GENERATION_PATHS:
             app.router.add_post(path, self.predict)
         for suffix in ("generate_stream", "infer", "generate"):
             app.router.add_post("/v2/models/{model}/" + suffix, self.predict)

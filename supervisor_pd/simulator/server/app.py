@@ -24,7 +24,7 @@ from supervisor_pd.simulator.server import dmi, pd
 from supervisor_pd.simulator.server.config import ServerConfig
 from supervisor_pd.simulator.server.devices import visible_devices
 from supervisor_pd.simulator.server.inference import Inference
-from supervisor_pd.simulator.server.replies import GENERATION_PATHS, error, log
+from supervisor_pd.simulator.server.replies import error, log
 from supervisor_pd.simulator.server.role_request import check_role_body
 from supervisor_pd.simulator.server.state import ROLE_SWITCHING, Peer, ServerState
 
@@ -117,7 +117,7 @@ class SimServer:
         router.add("GET", "/v2", self.triton_server)
         router.add("GET", "/v2/models/{model}", self.triton_model)
         router.add("GET", "/v2/models/{model}/config", self.triton_model)
-        for path in GENERATION_PATHS:
+        for path in textgen.GENERATION_PATHS:
             router.add("POST", path, self.inference.generate)
         for suffix in ("infer", "generate", "generate_stream"):
             router.add("POST", "/v2/models/{model}/" + suffix, self.inference.generate)

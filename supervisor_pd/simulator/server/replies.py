@@ -16,15 +16,6 @@ ERROR_TYPES = {
     500: "Incomplete Generation",
     503: "Service Unavailable",
 }
-GENERATION_PATHS = (
-    "/v1/chat/completions",
-    "/v1/completions",
-    "/infer",
-    "/infer_token",
-    "/",
-    "/generate",
-    "/generate_stream",
-)
 
 
 def error(status: int, message: str) -> Response:
