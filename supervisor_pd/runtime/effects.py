@@ -31,7 +31,7 @@ class Effects(Protocol):
     def log(self, message: str) -> None: ...
 
     def spawn(self, spec: ProcessSpec, run: int) -> int:
-        """Start `spec` in a new session; returns its pid (= its process group). Raises OSError.
+        """Start `spec` in a process group of its own; returns its pid (= its group). Raises OSError.
 
         Its exit arrives as `Exited`."""
         ...

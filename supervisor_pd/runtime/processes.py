@@ -1,6 +1,6 @@
 """Spawning children and finding everything they left: process groups, descendants, zombies.
 
-Every child starts in its own session (so its process group is its own) through the trampoline
+Every child starts in its own process group, inside the supervisor's session, through the trampoline
 (parent-death signal, CPU set and the caller's original file limit before exec). Every child
 and everything it starts carries `SUPERVISOR_PD_PROCESS=<instance>/<name>` in its environment:
 a worker that leaves the process group (`setsid`, as worker launchers do) is still found by it,
@@ -71,7 +71,11 @@ def spawn(
     file_limit: int | None = None,
     cgroup: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `spec` in a new session via the trampoline; stdout and stderr are pipes."""
+    """Start `spec` in a process group of its own via the trampoline; stdout and stderr are pipes.
+
+    A group, not a session: MindIE's Server daemon calls setpgrp() first thing and exits (-1) if
+    it fails (MindIE-LLM src/server/daemon/llm_daemon.cpp main), and it fails with EPERM in a
+    session leader."""
     spec.cwd.mkdir(parents=True, exist_ok=True, mode=0o750)
     argv = [
         sys.executable,
@@ -96,7 +100,7 @@ def spawn(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        start_new_session=True,
+        process_group=0,
         close_fds=True,
     )
 

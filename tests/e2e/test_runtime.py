@@ -52,7 +52,7 @@ def test_children_get_their_environment_and_working_folder(runs) -> None:  # typ
     assert controller["GLOBAL_RANK_TABLE_FILE_PATH"] == str(run.out / "global_ranktable.json")
     assert "MINDIE_MS_COORDINATOR_PORT" not in controller
     assert Path(f"/proc/{controller_pid}/cwd").resolve() == (run.state / "controller").resolve()
-    assert os.getsid(controller_pid) == controller_pid  # its own session and process group
+    assert os.getpgid(controller_pid) == controller_pid != os.getsid(controller_pid)  # a group, not a session
     # Every child and whatever it starts carries a tag that finds it even outside its group.
     assert controller["SUPERVISOR_PD_PROCESS"].endswith("/controller")
     assert server["SUPERVISOR_PD_PROCESS"].split("/")[0] == controller["SUPERVISOR_PD_PROCESS"].split("/")[0]

@@ -35,13 +35,17 @@ def spec(tmp_path: Path, argv: tuple[str, ...]) -> ProcessSpec:
     )
 
 
-def test_spawn_sets_session_cpus_and_working_folder(tmp_path: Path) -> None:
+def test_spawn_sets_group_cpus_and_working_folder(tmp_path: Path) -> None:
     cpu = sorted(os.sched_getaffinity(0))[0]
     child = processes.spawn(spec(tmp_path, ("sleep", "30")), (cpu,))
     try:
         wait_until(lambda: Path(f"/proc/{child.pid}/comm").read_text().strip() == "sleep", what="the exec")
         assert os.sched_getaffinity(child.pid) == {cpu}
-        assert os.getsid(child.pid) == child.pid == os.getpgid(child.pid)
+        assert os.getpgid(child.pid) == child.pid  # its own process group...
+        assert os.getsid(child.pid) == os.getsid(0) != child.pid  # ...but not a session of its own
+        # What MindIE's Server does first (llm_daemon.cpp main): it must succeed in a child.
+        probe = processes.spawn(spec(tmp_path, (sys.executable, "-c", "import os; os.setpgrp()")), None)
+        assert probe.wait(10) == 0
         assert Path(f"/proc/{child.pid}/cwd").resolve() == (tmp_path / "cwd").resolve()
     finally:
         child.kill()

@@ -52,6 +52,14 @@ def _port_used(port: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # First, like the real daemon (MindIE-LLM llm_daemon.cpp main): its workers share this process
+    # group, and a failed setpgrp() ends it at once. It fails with EPERM in a session leader, so
+    # a launcher that starts the Server with setsid stops every real Server here.
+    try:
+        os.setpgrp()
+    except OSError as exc:
+        log(f"[ERROR] Failed to set process group. errno is {exc.errno}")
+        return 255
     path = _parse_args(argv)
     if path is None:
         sys.stderr.write(USAGE)
@@ -66,10 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     if exit_fault is not None and first_time(config.target, exit_fault):
         log(f"[ERROR] exiting at start with code {int(exit_fault.value or 1)} (injected fault)")
         return int(exit_fault.value or 1)
-    # Like the real daemon: its workers share this process group. A session leader (started
-    # with setsid) already leads its group, and setpgrp() then fails with EPERM, harmlessly.
-    with contextlib.suppress(PermissionError):
-        os.setpgrp()
     for port in sorted({config.port, config.management_port, config.metrics_port}):
         if _port_used(port):
             log(f"[ERROR] Port {port} is already in use. Failed to init endpoint.")

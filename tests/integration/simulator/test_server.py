@@ -43,6 +43,15 @@ def started(stack: Stack, index: int = 1, **env: str) -> subprocess.Popen[bytes]
     return process
 
 
+def test_a_server_started_as_a_session_leader_exits_at_once(stack: Stack) -> None:
+    # llm_daemon.cpp main: setpgrp() first; it fails with EPERM in a session leader, and then
+    # main returns -1. A launcher that uses setsid stops every real Server.
+    argv = ["mindieservice_daemon", "--config-file", str(stack.out / "config1.json")]
+    result = subprocess.run(argv, env=stack.env, capture_output=True, text=True, timeout=30, start_new_session=True)
+    assert result.returncode == 255
+    assert "Failed to set process group. errno is 1" in result.stdout
+
+
 def test_management_answers_503_without_body_until_the_daemon_has_started(make_stack) -> None:  # type: ignore[no-untyped-def]
     stack = make_stack(knobs={"SUPERVISOR_PD_SIM_STARTUP_SECONDS": "1.5"})
     stack.start_server(1)
