@@ -110,14 +110,14 @@ def measure(servers: int, idle: float) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--servers", type=int, nargs="*", default=[16, 96])
+    parser.add_argument("--servers", type=int, nargs="*", default=[8, 16])
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     args = parser.parse_args()
     rows = [measure(n, args.idle_seconds) for n in args.servers]
     lines = [
         "## Simulator footprint",
         "",
-        "Command: `python bench/sim_footprint.py` (16 and 96 Servers, 10 s idle window)",
+        "Command: `python bench/sim_footprint.py` (8 and 16 Servers, 10 s idle window; 16 is the most MindIE gives roles to in one container)",
         "",
         "N simulated Servers of one chip each, plus the Controller and Coordinator, started from a plan as a "
         "user would by hand. MindIE's timers unscaled (the Controller polls every Server each second). "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -13,8 +12,10 @@ from supervisor_pd.plan.model import Role
 from supervisor_pd.platform.facts import Chip, Level, Notice
 from supervisor_pd.settings import Settings, env_name
 
-MAX_SERVERS = 96  # the Controller's RankTableLoader refuses more (reference §5.3)
-GROUP_SIZE = 16  # the Controller peers P and D within groups of at most 16 instances
+# MindIE-Motor DefaultGroupGenerator.cpp GenerateGroups: more than LIMIT_MAX (16) instances outside
+# multi-node mode fails, and NodeScheduler::PDModeInit then posts no role at all. (RankTableLoader
+# would read up to 96.)
+MAX_SERVERS = 16
 _MODEL = "BackendConfig.ModelDeployConfig.ModelConfig[0]"
 
 
@@ -71,18 +72,14 @@ def make_layout(chips: tuple[Chip, ...], inputs: ConfInputs, settings: Settings)
             "(one prefill, one decode): lower worldSize",
         )
     if servers > MAX_SERVERS:
-        raise InputError(where, f"{servers} Servers is more than the Controller accepts ({MAX_SERVERS})")
+        raise InputError(
+            where,
+            f"{count} chip(s) / worldSize {size} = {servers} Servers: MindIE's Controller gives roles to at most "
+            f"{MAX_SERVERS} in one container (DefaultGroupGenerator LIMIT_MAX); raise worldSize",
+        )
     notices: list[Notice] = []
     groups = _group(chips, size, notices)
     p_rate, d_rate, rate_source = resolve_rates(inputs, settings, servers)
-    if servers > GROUP_SIZE:
-        notices.append(
-            Notice(
-                Level.INFO,
-                "layout",
-                f"{servers} Servers: the Controller pairs prefill and decode within groups of {GROUP_SIZE}",
-            )
-        )
     return Layout(
         world_size=size,
         groups=groups,
@@ -138,10 +135,22 @@ def resolve_rates(inputs: ConfInputs, settings: Settings, servers: int) -> tuple
 
 
 def expected_roles(servers: int, p_rate: int, d_rate: int) -> tuple[Role, ...]:
-    """The Controller's split: the first ceil(n * p / (p + d)) Servers in ranktable order are prefill."""
+    """The Controller's split, in ranktable order: the prefill Servers first.
+
+    MindIE-Motor InstanceRoleManager::AssignRoleByDefiniteRatio with
+    ProportionCalculator::InitPdBestRatioWithExternInput: one Server at a time goes to prefill
+    while the prefill side's weight is not above the decode side's, else to decode. The weights
+    are crossed (the caller passes the decode rate as the prefill "ability"), so each prefill
+    Server adds `d_rate` and each decode Server adds `p_rate`."""
     if p_rate == 0:
         return tuple(Role.AUTO for _ in range(servers))
-    prefill = min(servers - 1, max(1, math.ceil(servers * p_rate / (p_rate + d_rate))))
+    prefill = decode = 0
+    prefill_weight = decode_weight = 0
+    while prefill + decode < servers:
+        if prefill_weight <= decode_weight:
+            prefill, prefill_weight = prefill + 1, prefill_weight + d_rate
+        else:
+            decode, decode_weight = decode + 1, decode_weight + p_rate
     return tuple(Role.PREFILL if i < prefill else Role.DECODE for i in range(servers))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,20 +81,33 @@ def nodes_from_ranktable(loaded: LoadedRankTable, defaults: dict[str, int]) -> l
     return nodes
 
 
-def split_roles(nodes: list[Node], p_rate: int, d_rate: int) -> None:
-    """AssignRoleByDefiniteRatio: the first ceil(n*p/(p+d)) nodes in ranktable order are prefill;
-    groups of at most 16 each get their share of both roles, and every P is peered with every D
-    of its group."""
+def split_roles(nodes: list[Node], p_rate: int, d_rate: int) -> bool:
+    """InstanceRoleManager::AssignRoleByDefiniteRatio, then DefaultGroupGenerator::GenerateGroups
+    (MindIE-Motor controller/role_manager, node_scheduler/group_generator).
+
+    ProportionCalculator::InitPdBestRatioWithExternInput hands out the instances one at a time:
+    to prefill while the prefill weight is not above the decode weight, else to decode, each
+    prefill adding the decode rate and each decode the prefill rate (the caller passes them
+    crossed). The first ones in ranktable order are prefill. GenerateGroups refuses more than
+    LIMIT_MAX (16) instances outside multi-node mode: False, and no role is decided. Every P
+    is peered with every D."""
     count = len(nodes)
-    prefill = min(count - 1, max(1, math.ceil(count * p_rate / (p_rate + d_rate))))
-    groups = max(1, math.ceil(count / GROUP_SIZE))
+    if count > GROUP_SIZE:
+        return False
+    prefill = decode = 0
+    prefill_weight = decode_weight = 0
+    while prefill + decode < count:
+        if prefill_weight <= decode_weight:
+            prefill, prefill_weight = prefill + 1, prefill_weight + d_rate
+        else:
+            decode, decode_weight = decode + 1, decode_weight + p_rate
     for position, node in enumerate(nodes):
         node.role = "prefill" if position < prefill else "decode"
-        index = position if position < prefill else position - prefill
-        node.group = index % groups
+        node.group = 0
     for node in nodes:
         other = "decode" if node.role == "prefill" else "prefill"
-        node.peers = [peer.id for peer in nodes if peer.role == other and peer.group == node.group]
+        node.peers = [peer.id for peer in nodes if peer.role == other]
+    return True
 
 
 def role_body(node: Node, nodes: dict[int, Node], position: int, exclude: int | None = None) -> dict[str, Any]:

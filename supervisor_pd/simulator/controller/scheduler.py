@@ -164,7 +164,13 @@ class NodeScheduler:
         self.nodes = {node.id: node for node in available}
         if any(node.status["service"]["roleStatus"] != "RoleUnknown" for node in available):
             return "ok" if self.recover() else "retry"
-        split_roles(available, *self.rates)
+        if not split_roles(available, *self.rates):
+            # NodeScheduler::PDModeInit goes on without groups: no role is ever posted.
+            log(
+                "[ERROR] [DefaultGroupGenerator] Generate groups failed because prefill rate or decode rate "
+                f"is invalid ({len(available)} instances, at most 16)"
+            )
+            return "faulty"
         self.save_process_file()
         if not await self.send_roles(available):
             return "faulty"

@@ -56,6 +56,18 @@ def test_world_size_must_give_two_or_more_equal_servers(world: int, problem: str
     assert problem in caught.value.problem
 
 
+def test_more_than_16_servers_are_refused() -> None:
+    # MindIE-Motor DefaultGroupGenerator::GenerateGroups: LIMIT_MAX 16 outside multi-node mode.
+    with pytest.raises(InputError) as caught:
+        make_layout(factories.chips(32), factories.inputs(template=lambda d: model(d).update(worldSize=1)), Settings())
+    assert caught.value.where.endswith("worldSize")
+    assert "at most 16" in caught.value.problem
+    layout = make_layout(
+        factories.chips(16), factories.inputs(template=lambda d: model(d).update(worldSize=1)), Settings()
+    )
+    assert len(layout.groups) == 16
+
+
 def test_servers_of_different_world_size_are_refused() -> None:
     first = factories.sample("config.json")
     second = factories.sample("config.json")
@@ -73,6 +85,10 @@ def test_servers_of_different_world_size_are_refused() -> None:
         (8, 3, 1, "PPPPPPDD"),
         (2, 1, 1, "PD"),
         (16, 15, 1, "PPPPPPPPPPPPPPPD"),
+        # Where MindIE's one-at-a-time split differs from ceil(n * p / (p + d)):
+        (5, 2, 1, "PPPDD"),
+        (3, 2, 3, "PDD"),
+        (8, 2, 3, "PPPDDDDD"),
     ],
 )
 def test_expected_roles(servers: int, p: int, d: int, expected: str) -> None:

@@ -1,8 +1,9 @@
-"""Planning 96 one-NPU Servers on a synthetic host, every port verified by binding it.
+"""Planning the most Servers MindIE accepts in one container (16 one-NPU Servers; MindIE-Motor
+DefaultGroupGenerator LIMIT_MAX) on a synthetic host, every port verified by binding it.
 
-    python bench/plan_96.py [--runs 30]
+    python bench/plan_max.py [--runs 30]
 
-Measures make_plan (layout, ports with real bind checks, CPU sets, rendering all 99 files) and,
+Measures make_plan (layout, ports with real bind checks, CPU sets, rendering all 19 files) and,
 separately, writing them with materialize. Target: planning well under 200 ms.
 """
 
@@ -24,7 +25,7 @@ from supervisor_pd.plan.ports import BindChecker
 from supervisor_pd.settings import Settings
 from tests import factories
 
-SERVERS = 96
+SERVERS = 16
 
 
 def one_npu(data: dict) -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
 
-    chips = factories.chips(SERVERS, per_node=24)
+    chips = factories.chips(SERVERS, per_node=4)
     nodes = {node: f"{node * 96}-{node * 96 + 95}" for node in range(4)}
     facts = factories.facts(chips, nodes=nodes, cpus="0-383")
     inputs = factories.inputs(template=one_npu)
@@ -66,9 +67,9 @@ def main() -> None:
         return f"median {statistics.median(values):.1f} ms, min {ordered[0]:.1f} ms, p95 {p95:.1f} ms"
 
     lines = [
-        "## Planning 96 one-NPU Servers",
+        "## Planning 16 one-NPU Servers (the most MindIE gives roles to in one container)",
         "",
-        "Command: `python bench/plan_96.py`",
+        "Command: `python bench/plan_max.py`",
         "",
         f"Synthetic host: {SERVERS} chips on 4 NUMA nodes, 384 CPUs. {checked_ports} ports assigned, each "
         "verified by binding it on this machine. Target: planning well under 200 ms.",
@@ -81,7 +82,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    update_section("plan-96", text)
+    update_section("plan-max", text)
 
 
 if __name__ == "__main__":
