@@ -68,8 +68,9 @@ def render(folder: Path, scale: str, seconds: float) -> str:
         "requests. MindIE's own timers run 20 times faster here (`SUPERVISOR_PD_SIM_TIME_SCALE=0.05`: the "
         "Servers' 10 s link query and 5 s health checks, the Coordinator's 2-minute quarantine after a lost "
         "decode link, the Controller's waits), and so does supervisor_pd's wait before it ends that quarantine "
-        "(`SUPERVISOR_PD_COORDINATOR_QUARANTINE_SECONDS=0.5` instead of 10): **recover** is this "
-        "simulation's, not an 800I's.",
+        "(`SUPERVISOR_PD_COORDINATOR_QUARANTINE_SECONDS=0.5` instead of 10), and a killed Server's ports are "
+        "bindable again at once (on an 800I its restart waits up to about a minute for them: docs/running.md, "
+        "Restarts): **recover** is this simulation's, not an 800I's.",
         "",
         "| fault | what the service did | streams | requests | completed | failed | lost | hung | recover |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -348,7 +348,10 @@ def main() -> None:
         f"SIGKILL of a Server's process group to its replacement's spawn, backoff 0, {len(latencies)} kills: "
         f"median {statistics.median(latencies) * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms. Target: under "
         "50 ms plus the configured backoff. The time covers noticing the exit (pidfd), killing and waiting for "
-        "the whole process group (the Server's worker too), and spawning.",
+        "the whole process group (the Server's worker too), and spawning."
+        " With the port wait off (`SUPERVISOR_PD_PORT_WAIT_SECONDS=0`, as in every simulated run): on an 800I "
+        "the replacement's spawn also waits until the dead Server's ports can be bound without SO_REUSEADDR, "
+        "typically up to a minute (docs/running.md, Restarts).",
         "",
         "### Idle cost",
         "",

@@ -220,6 +220,13 @@ class Settings(BaseSettings):
         "Server it was linked to restarted, before it is restarted: MindIE's Coordinator refuses every instance "
         "for 2 minutes once it loses a decode Server's link, and only a restart clears that.",
     )
+    port_wait_seconds: float = Field(
+        150.0,
+        ge=0,
+        description="How long a Server's start waits for its ports to be bindable the way MindIE's Server binds them "
+        "(no SO_REUSEADDR: a connection of its last run keeps them for up to about a minute); not counted against "
+        "its restarts. 0: no wait.",
+    )
     restart_backoff: float = Field(1.0, ge=0, description="First restart delay; doubles with each failure in a row.")
     restart_backoff_max: float = Field(60.0, ge=0, description="Longest restart delay.")
     restart_stable_seconds: float = Field(

@@ -31,6 +31,11 @@ FAST_KNOBS = {
     "SUPERVISOR_PD_SIM_TTFT_MS": "5",
     "SUPERVISOR_PD_SIM_TPOT_MS": "2",
     "MIES_SERVICE_MONITOR_MODE": "1",
+    # A killed Server's ports stay unbindable without SO_REUSEADDR for up to a minute after it
+    # (FIN-WAIT-2, TIME_WAIT): MindIE's Server refuses them and supervisor_pd waits. The tests
+    # forgive that on both sides to restart at once; tests/e2e/test_port_wait.py does not.
+    "SUPERVISOR_PD_SIM_PORT_CHECK": "reuseaddr",
+    "SUPERVISOR_PD_PORT_WAIT_SECONDS": "0",
 }
 
 

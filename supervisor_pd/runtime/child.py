@@ -67,6 +67,7 @@ class Child:
     restarts: int = 0
     last_exit: str | None = None
     spawn_retries: int = 0  # starts put off for lack of the supervisor's own resources
+    port_wait_since: float | None = None  # waiting for its exclusive ports to be released
 
     # Health: liveness failures in a row, the latest result, readiness as a dated fact.
     failures: int = 0

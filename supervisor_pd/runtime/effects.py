@@ -30,6 +30,10 @@ class Effects(Protocol):
 
     def log(self, message: str) -> None: ...
 
+    def ports_in_use(self, ports: tuple[int, ...]) -> tuple[int, ...]:
+        """Those of `ports` that cannot be bound on 0.0.0.0 without SO_REUSEADDR right now."""
+        ...
+
     def spawn(self, spec: ProcessSpec, run: int) -> int:
         """Start `spec` in a process group of its own; returns its pid (= its group). Raises OSError.
 

@@ -25,6 +25,7 @@ from supervisor_pd.runtime.effects import Effects
 from supervisor_pd.runtime.events import Answered, Drain, Event, Exited, GroupGone, HooksDone, Probe, Restart, Signal
 from supervisor_pd.runtime.guardian_keeper import Guardian
 from supervisor_pd.runtime.health import Health
+from supervisor_pd.runtime.port_wait import ports_released
 from supervisor_pd.runtime.restart import Action, RestartPolicy, Run, decide
 from supervisor_pd.runtime.rules import NoRules, Rules
 from supervisor_pd.runtime.spec import ProcessSpec, dependency_levels
@@ -309,6 +310,8 @@ class Engine:
 
     def start(self, child: Child, now: float) -> None:
         """Spawn `child`; `now` is the tick's, so what is due at once is done in the same tick."""
+        if child.spec.exclusive_ports and not ports_released(self.fx, child, now, self.settings.port_wait_seconds):
+            return
         try:
             pid = self.fx.spawn(child.spec, child.run + 1)
         except OSError as exc:

@@ -82,6 +82,9 @@ class OsEffects:
 
     # --- processes -----------------------------------------------------------------------
 
+    def ports_in_use(self, ports: tuple[int, ...]) -> tuple[int, ...]:
+        return processes.ports_in_use(ports)
+
     def spawn(self, spec: ProcessSpec, run: int) -> int:
         cpus = spec.cpus if self.applies_cpus else None
         cgroup = self.cgroups.folder(spec.name) if self.cgroups is not None else None

@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -103,6 +104,20 @@ def spawn(
         process_group=0,
         close_fds=True,
     )
+
+
+def ports_in_use(ports: tuple[int, ...]) -> tuple[int, ...]:
+    """What MindIE's Server checks before it listens (MindIE-LLM http_server.cpp IsPortUsed): a
+    bind on 0.0.0.0 without SO_REUSEADDR, so a port whose last connection lingers in TIME_WAIT or
+    FIN-WAIT-2 counts as in use."""
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("0.0.0.0", port))  # the same bind MindIE makes
+            except OSError:
+                busy.append(port)
+    return tuple(busy)
 
 
 def group_alive(pgid: int) -> bool:

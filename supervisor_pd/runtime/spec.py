@@ -90,6 +90,9 @@ class ProcessSpec:
     # Where it reports work in flight (waited on before stopping) and asks to be stopped.
     work: HttpCheck | None = None
     stop_request: HttpCheck | None = None
+    # Ports the process binds on 0.0.0.0 without SO_REUSEADDR as it starts, dying if one fails:
+    # started only once they are free (a connection of its previous run lingers in TIME_WAIT).
+    exclusive_ports: tuple[int, ...] = ()
     server: ServerPlan | None = None
 
 
@@ -170,6 +173,8 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
                 work=management,
                 # What the reference preStop hook does (reference §6.4).
                 stop_request=HttpCheck(server.ip, server.ports.management, "/stopService"),
+                # MindIE-LLM http_server.cpp IsPortUsed, before it listens (HttpServer::HttpServerInit).
+                exclusive_ports=(server.ports.management, server.ports.port, server.ports.metrics),
                 server=server,
             )
         )

@@ -14,6 +14,10 @@ SUPERVISOR_PD_SIM_MAX_TOKENS       output length when a request names none; defa
 SUPERVISOR_PD_SIM_ABORT_ON_EXIT    1 (default): a stopped Server ends with SIGABRT like the real
                                    daemon; 0: it exits 0
 SUPERVISOR_PD_SIM_FAULTS           faults, see below
+SUPERVISOR_PD_SIM_PORT_CHECK       mindie (default): a Server's start checks its ports as MindIE's
+                                   does, without SO_REUSEADDR, so a connection of its last run
+                                   blocks a restart for up to a minute; reuseaddr: it forgives
+                                   those (the tests' choice, with SUPERVISOR_PD_PORT_WAIT_SECONDS=0)
 SUPERVISOR_PD_SIM_SLOW_SECONDS     how late a Server answers management GETs after SIGUSR1
                                    (a test's way to make a running Server slow; a second
                                    SIGUSR1 makes it prompt again); default 1.0

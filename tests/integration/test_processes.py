@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -260,3 +261,28 @@ def test_cgroups_already_removed_are_no_error(tmp_path: Path, owned_cgroup: Path
     taken.base.rmdir()  # the guardian got there first
     taken.close()
     assert cgroups.sweep(taken.base) == 0
+
+
+def test_ports_in_use_is_the_bind_mindies_server_makes() -> None:
+    """A listening port, and a port whose last connection lingers after its owner died, both count:
+    a bind without SO_REUSEADDR fails on them (MindIE-LLM http_server.cpp IsPortUsed)."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    try:
+        assert processes.ports_in_use((port,)) == (port,)
+        listener.close()
+        accepted.close()  # the owner's side closes first: FIN-WAIT-2, then TIME_WAIT on `port`
+        assert processes.ports_in_use((port,)) == (port,)
+    finally:
+        client.close()
+        listener.close()
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    unused = free.getsockname()[1]
+    free.close()
+    assert processes.ports_in_use((unused,)) == ()

@@ -39,10 +39,14 @@ def _parse_args(argv: list[str]) -> Path | None:
     return Path(path) if path else None
 
 
-def _port_used(port: int) -> bool:
-    # IsPortUsed binds INADDR_ANY: a port held on any interface stops the start.
+def _port_used(port: int, lenient: bool) -> bool:
+    # IsPortUsed (MindIE-LLM http_server.cpp) binds INADDR_ANY without SO_REUSEADDR: a port held on
+    # any interface, or kept by a connection of an earlier run (FIN-WAIT-2, TIME_WAIT), stops the
+    # start. `lenient` (SUPERVISOR_PD_SIM_PORT_CHECK=reuseaddr, the tests' choice) forgives the
+    # lingering connections, so a killed Server can restart at once.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if lenient:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("0.0.0.0", port))
         except OSError:
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[ERROR] exiting at start with code {int(exit_fault.value or 1)} (injected fault)")
         return int(exit_fault.value or 1)
     for port in sorted({config.port, config.management_port, config.metrics_port}):
-        if _port_used(port):
+        if _port_used(port, os.environ.get("SUPERVISOR_PD_SIM_PORT_CHECK") == "reuseaddr"):
             log(f"[ERROR] Port {port} is already in use. Failed to init endpoint.")
             os.killpg(os.getpgrp(), signal.SIGKILL)
     hang = knobs.fault(config.target, "hang_after")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import signal
+import socket
 import subprocess
 import time
 from typing import Any
@@ -50,6 +51,24 @@ def test_a_server_started_as_a_session_leader_exits_at_once(stack: Stack) -> Non
     result = subprocess.run(argv, env=stack.env, capture_output=True, text=True, timeout=30, start_new_session=True)
     assert result.returncode == 255
     assert "Failed to set process group. errno is 1" in result.stdout
+
+
+def test_a_port_kept_by_a_connection_of_the_last_run_stops_the_start(stack: Stack) -> None:
+    # IsPortUsed binds 0.0.0.0 without SO_REUSEADDR: a connection the last run closed first keeps
+    # the port (FIN-WAIT-2, then TIME_WAIT), and the Server kills its group at once.
+    process = started(stack)
+    management = stack.server_ports(1)["management"]
+    client = socket.create_connection(("127.0.0.1", management))
+    try:
+        client.sendall(b"GET /v1/config HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(1024).startswith(b"HTTP/1.1 200")  # a kept-alive connection
+        stack.kill("server-1")
+        assert process.returncode == -signal.SIGKILL
+        again = stack.start_server(1, env={"SUPERVISOR_PD_SIM_PORT_CHECK": "mindie"})
+        assert again.wait(20) == -signal.SIGKILL
+        assert "is already in use" in stack.log("server-1")
+    finally:
+        client.close()
 
 
 def test_management_answers_503_without_body_until_the_daemon_has_started(make_stack) -> None:  # type: ignore[no-untyped-def]

@@ -51,6 +51,7 @@ class FakeEffects:
     spawn_errors: list[OSError] = field(default_factory=list)
     files: set[Path] = field(default_factory=set)
     tracked: dict[str, int] = field(default_factory=dict)
+    busy_ports: set[int] = field(default_factory=set)
     next_pid: int = 100
 
     def now(self) -> float:
@@ -61,6 +62,9 @@ class FakeEffects:
 
     def log(self, message: str) -> None:
         self.logs.append(message)
+
+    def ports_in_use(self, ports: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(port for port in ports if port in self.busy_ports)
 
     def spawn(self, spec: ProcessSpec, run: int) -> int:
         if self.spawn_errors:

@@ -186,6 +186,41 @@ def test_a_crash_is_restarted_after_its_backoff_and_once_nothing_of_it_is_left()
 
 
 @scenario
+def test_a_server_waits_for_its_ports_before_it_restarts_and_is_not_charged_for_it() -> None:
+    # MindIE's Server dies on a port it cannot bind without SO_REUSEADDR (http_server.cpp
+    # IsPortUsed); a connection of its last run keeps the port so for up to a minute.
+    stack = Stack(port_wait_seconds=150.0)
+    stack.bring_up()
+    management = stack.child("server-3").spec.server.ports.management
+    stack.fx.busy_ports.add(management)
+    stack.exit("server-3")
+    stack.gone("server-3")
+    stack.advance(2)  # the backoff is over, the port is not
+    assert stack.state("server-3") is S.BACKOFF
+    assert stack.spawned().count("server-3") == 1
+    assert any(f"waiting for port(s) {management}" in line for line in stack.fx.logs)
+    stack.advance(30)
+    assert stack.state("server-3") is S.BACKOFF
+    stack.fx.busy_ports.clear()
+    stack.advance(1)
+    assert stack.state("server-3") is S.STARTING
+    assert stack.child("server-3").restarts == 1  # the failure itself, not the wait
+
+
+@scenario
+def test_a_port_that_stays_taken_is_tried_after_the_wait_limit() -> None:
+    stack = Stack(port_wait_seconds=10.0)
+    stack.bring_up()
+    stack.fx.busy_ports.add(stack.child("server-2").spec.server.ports.port)
+    stack.exit("server-2")
+    stack.gone("server-2")
+    stack.advance(2)
+    assert stack.state("server-2") is S.BACKOFF
+    stack.advance(11)
+    assert stack.state("server-2") is S.STARTING  # and it will fail as it will
+
+
+@scenario
 def test_a_process_failing_too_often_escalates_with_exit_code_3() -> None:
     stack = Stack(restart_budget=1)
     stack.bring_up()
