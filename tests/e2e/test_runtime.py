@@ -336,7 +336,10 @@ def test_processes_that_outlast_the_grace_period_are_killed(runs) -> None:  # ty
     # Real Servers linger 5 s after SIGTERM before they stop; a 2 s grace period cuts them short.
     run = runs(env={"SUPERVISOR_PD_SIM_TIME_SCALE": "1", "SUPERVISOR_PD_GRACE_SECONDS": "2"})
     process = run.start()
-    run.wait_ready(timeout=60)
+    # Every process up is enough (readiness, on MindIE's unscaled timers, would take 20 s more).
+    wait_until(
+        lambda: [p["state"] for p in run.status().get("processes", [])] == ["running"] * 6, 60, what="all running"
+    )
     began = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(20) == 0
