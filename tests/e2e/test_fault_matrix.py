@@ -230,7 +230,7 @@ def test_recoverable_fault_under_load(stack: SupervisorRun, key: str, fault: str
     elif key == "sigstop-server":
         targets = [decode[1]]
         inject = lambda: os.kill(run.pid_of(decode[1]), signal.SIGSTOP)  # noqa: E731
-        service = f"{decode[1]} failed 3 liveness checks, was killed and restarted" + QUARANTINED
+        service = f"{decode[1]} failed 3 liveness checks, was killed and restarted"
     elif key == "sigstop-coordinator":
         targets = ["coordinator"]
         inject = lambda: os.kill(run.pid_of("coordinator"), signal.SIGSTOP)  # noqa: E731
@@ -256,8 +256,18 @@ def test_recoverable_fault_under_load(stack: SupervisorRun, key: str, fault: str
     # Only what failed was restarted (a Controller restart may follow a Coordinator's by design);
     # a lost decode link also costs the Coordinator one restart, to end its quarantine.
     assert all(after[n]["restarts"] == before[n]["restarts"] for n in others), {n: after[n]["restarts"] for n in others}
-    if lost_decode:
+    if lost_decode and key != "sigstop-server":
         assert after["coordinator"]["restarts"] == before["coordinator"]["restarts"] + 1
+    elif key == "sigstop-server":
+        # A race, on hardware too: if the Controller drops the hung Server from its refresh before
+        # the kill breaks the Coordinator's link to it, the Coordinator has nothing to quarantine.
+        again = after["coordinator"]["restarts"] - before["coordinator"]["restarts"]
+        assert again in (0, 1)
+        service += (
+            QUARANTINED
+            if again
+            else "; the Controller dropped the hung Server before its link broke, so no quarantine followed"
+        )
     Row(fault, service, load, took).check_and_record()
 
 
