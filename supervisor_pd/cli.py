@@ -158,7 +158,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from supervisor_pd.settings import Settings, env_name, load_settings, settings_markdown
+    from supervisor_pd.settings import Settings, env_name, load_settings
+    from supervisor_pd.settings_doc import settings_markdown
 
     if args.markdown:
         sys.stdout.write(settings_markdown())

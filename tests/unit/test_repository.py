@@ -5,7 +5,7 @@ import re
 import shutil
 import subprocess
 
-from supervisor_pd.settings import settings_markdown
+from supervisor_pd.settings_doc import settings_markdown
 from tests.helpers import REPO
 
 
