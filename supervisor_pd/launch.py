@@ -21,6 +21,7 @@ from supervisor_pd.runtime.mindie import MindieRules
 from supervisor_pd.runtime.processes import raise_file_limit
 from supervisor_pd.runtime.spec import ProcessSpec
 from supervisor_pd.runtime.supervisor import Supervisor
+from supervisor_pd.runtime.tlsclient import client_context
 from supervisor_pd.settings import Settings
 
 
@@ -77,6 +78,7 @@ def _run(settings: Settings, plan: Plan, specs: tuple[ProcessSpec, ...], output:
         apply_cpus,
         rules=MindieRules(plan, settings.controller_stall_seconds, settings.coordinator_quarantine_seconds),
         file_limit=before if after != before else None,
+        tls=client_context(plan.tls),
     )
     try:
         code = anyio.run(_serve, supervisor, plan, settings, backend="asyncio", backend_options={"use_uvloop": True})

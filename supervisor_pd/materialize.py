@@ -83,7 +83,7 @@ def materialize(plan: Plan, output: Path, owner: Path | None = None) -> Path:
         write_file(staging / MARKER, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         fsync_dir(staging)
         if target.exists():
-            _swap(staging, target)
+            swap(staging, target)
             shutil.rmtree(staging)  # now holds the previous plan
         else:
             staging.rename(target)
@@ -108,10 +108,10 @@ def make_parents(folder: Path) -> None:
         path.chmod(DIR_MODE)
 
 
-def write_file(path: Path, content: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+def write_file(path: Path, content: bytes, mode: int = FILE_MODE) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
     try:
-        os.fchmod(fd, FILE_MODE)  # whatever the umask
+        os.fchmod(fd, mode)  # whatever the umask
         view = memoryview(content)
         while view:
             written = os.write(fd, view)
@@ -129,7 +129,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _swap(new: Path, old: Path) -> None:
+def swap(new: Path, old: Path) -> None:
     """Exchange two folders in one step if the kernel allows, else in two renames."""
     libc_name = ctypes.util.find_library("c")
     if libc_name:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import orjson
 
+from supervisor_pd.certfiles import CertKeeper
+from supervisor_pd.certs.inputs import load_tls_inputs
 from supervisor_pd.confdir import ConfInputs, load_inputs, show_path
 from supervisor_pd.errors import InputError
 from supervisor_pd.materialize import MARKER, check_output, materialize
@@ -46,6 +48,7 @@ class Prepared:
     plan: Plan
     specs: tuple[ProcessSpec, ...]
     lock: StateLock | None
+    certs: CertKeeper
 
     def release(self) -> None:
         if self.lock is not None:
@@ -78,19 +81,22 @@ def prepare(settings: Settings, command: str, lock: bool) -> Prepared:
         if settings.simulate is not None:
             settings, environ = _simulated(settings, environ, taken)
         facts = discover(settings, environ)
-        plan = make_plan(facts, inputs, settings, BindChecker())
+        tls_inputs = load_tls_inputs(settings, inputs, environ)
+        plan = make_plan(facts, inputs, settings, BindChecker(), tls_inputs)
         specs = tuple(build_specs(plan, settings, environ, output, settings.state_dir.absolute()))
         check_commands(specs)
     except BaseException:
         if taken is not None:
             taken.release()
         raise
-    return Prepared(settings, inputs, output, environ, facts, plan, specs, taken)
+    return Prepared(settings, inputs, output, environ, facts, plan, specs, taken, CertKeeper(plan.tls, tls_inputs))
 
 
 def write(prepared: Prepared) -> Path:
-    """The plan's files, all or nothing; a run's output folder names its owner's lock."""
+    """The plan's files, all or nothing, and the pod's certificates; a run's output folder names its
+    owner's lock."""
     owner = prepared.lock.path if prepared.lock is not None else None
+    prepared.certs.first()
     return materialize(prepared.plan, prepared.output, owner=owner)
 
 

@@ -161,6 +161,38 @@ class Settings(BaseSettings):
     metrics_timeout: float = Field(1.0, gt=0, description="Seconds allowed to scrape one child's /metrics.")
     metrics_cache_seconds: float = Field(2.0, ge=0, description="How long a scrape of the children is reused.")
 
+    # --- TLS (docs/tls.md) ------------------------------------------------------------------
+    tls: Literal["auto", "off", "generate", "mounted"] = Field(
+        "auto",
+        description="auto: each MindIE link encrypted as the input configs say, with certificates from tls_mount when "
+        "it holds a pod certificate, else generated; generate: every link MindIE encrypts encrypted, with "
+        "certificates made at start; mounted: the same with the certificates under tls_mount; off: every link plain "
+        "(MindIE warns of a high network-security risk).",
+    )
+    tls_mount: Path = Field(
+        Path("/mnt/security"),
+        description="Read-only folder of certificates: ca/ca.pem, certs/server.pem, keys/server.key.pem, optional "
+        "ca/crl.pem (mounted); or a site CA to sign with, ca/ca.pem + ca/ca.key.pem (generate).",
+    )
+    tls_lifetime_hours: float = Field(
+        168.0,
+        gt=0,
+        description="Validity of a generated pod certificate; it is renewed, and the processes restarted one at a "
+        "time, once two thirds of it have passed.",
+    )
+    tls_kmc_tool: Path | None = Field(
+        None,
+        description="MindIE's config_mindie_server_tls_cert.py, for MindIE images that still encrypt keys with KMC: "
+        "with tls=generate the supervisor runs its gen_cert at start (after the one-off import_cert).",
+    )
+    api_tls_cert: Path | None = Field(None, description="Certificate (PEM, chain) for TLS on supervisor_pd's port.")
+    api_tls_key: Path | None = Field(None, description="Key for api_tls_cert (unencrypted PEM).")
+    api_tls_client_ca: Path | None = Field(
+        None,
+        description="CA whose client certificates may send control requests on the TLS port without the token "
+        "(probes, status and inference need no certificate).",
+    )
+
     # --- running the processes ------------------------------------------------------------
     start_concurrency: int = Field(
         0, ge=0, description="Servers starting at once; a slot frees when a Server answers. 0 = all at once."

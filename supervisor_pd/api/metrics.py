@@ -25,6 +25,7 @@ from supervisor_pd.runtime.events import Probe
 from supervisor_pd.runtime.snapshot import Snapshot
 from supervisor_pd.runtime.spec import Kind
 from supervisor_pd.runtime.states import Phase, ProcState
+from supervisor_pd.runtime.tlsclient import client_context
 
 if TYPE_CHECKING:
     from supervisor_pd.plan.model import Plan
@@ -206,6 +207,10 @@ class Target:
     url: str
 
 
+def _scheme(plan: Plan, link: str) -> str:
+    return "https" if plan.tls.on(link) else "http"
+
+
 def targets(plan: Plan, view: Snapshot) -> list[Target]:
     found = []
     for child in view.processes:
@@ -215,14 +220,14 @@ def targets(plan: Plan, view: Snapshot) -> list[Target]:
             found.append(
                 Target(
                     {"component": "server", "server": child.name, "role": role},
-                    f"http://{server.ip}:{server.ports.metrics}/metrics",
+                    f"{_scheme(plan, 'server_metrics')}://{server.ip}:{server.ports.metrics}/metrics",
                 )
             )
     coordinator = plan.coordinator
     found.append(
         Target(
             {"component": "coordinator", "server": "", "role": ""},
-            f"http://{coordinator.manage_ip}:{coordinator.external_port}/metrics",
+            f"{_scheme(plan, 'coordinator_metrics')}://{coordinator.manage_ip}:{coordinator.external_port}/metrics",
         )
     )
     return found
@@ -269,7 +274,10 @@ class MetricsEndpoint:
                 return generate_latest(self.registry) + self._cache[1]
             if self._session is None:
                 self._session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30), timeout=self.timeout
+                    connector=aiohttp.TCPConnector(
+                        limit=0, keepalive_timeout=30, ssl=client_context(self.plan.tls) or True
+                    ),
+                    timeout=self.timeout,
                 )
             found = targets(self.plan, self.view())
             scrapes = [asyncio.ensure_future(self._scrape(target)) for target in found]

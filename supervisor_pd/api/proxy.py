@@ -22,6 +22,7 @@ from supervisor_pd.api.errors import as_openai_error, mindie_error, openai_error
 from supervisor_pd.api.metrics import ProxyMetrics
 from supervisor_pd.api.requests import DuplicateKey, parse_body, shown, unsupported
 from supervisor_pd.plan.model import Plan
+from supervisor_pd.runtime.tlsclient import client_context
 from supervisor_pd.settings import Settings
 
 # Between connection attempts while the Coordinator refuses them (it is being restarted).
@@ -58,7 +59,8 @@ RETRY_AFTER = "5"
 class Proxy:
     def __init__(self, plan: Plan, settings: Settings, metrics: ProxyMetrics) -> None:
         coordinator = plan.coordinator
-        self.base = f"http://{coordinator.predict_ip}:{coordinator.predict_port}"
+        scheme = "https" if plan.tls.on("coordinator_predict") else "http"
+        self.base = f"{scheme}://{coordinator.predict_ip}:{coordinator.predict_port}"
         self.plan = plan
         self.settings = settings
         self.metrics = metrics
@@ -75,7 +77,9 @@ class Proxy:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.settings.proxy_connect_timeout, sock_read=self.settings.proxy_read_timeout
         )
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60)
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=0, keepalive_timeout=60, ssl=client_context(self.plan.tls) or True
+        )
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, auto_decompress=False, read_bufsize=1 << 20
         )

@@ -16,14 +16,11 @@ from supervisor_pd.formats.common import dump_json, validate_document
 from supervisor_pd.formats.controller_config import ControllerConfigFile
 from supervisor_pd.formats.coordinator_config import CoordinatorConfigFile
 from supervisor_pd.formats.server_config import ServerConfigFile
-from supervisor_pd.plan.model import ControllerPlan, CoordinatorPlan, ServerPlan, SettingWritten
+from supervisor_pd.plan import tls as tls_plan
+from supervisor_pd.plan.model import ControllerPlan, CoordinatorPlan, ServerPlan, SettingWritten, TlsPlan
 
 SINGLE_CONTAINER = "pd_disaggregation_single_container"
 SERVER_FILE_PATTERN = "config<n>.json"
-
-# tls_config switches of features that single-container mode never starts (ClusterD, etcd
-# backup, CCAE, the alarm listener); whether they are on does not matter here.
-_UNUSED_TLS = ("cluster_", "etcd_server_", "ccae_", "alarm_")
 
 
 class Recorder:
@@ -71,47 +68,21 @@ class Recorder:
 _MISSING = object()
 
 
+def _get(doc: dict[str, Any], path: str) -> Any:
+    node: Any = doc
+    for key in path.split("."):
+        node = node.get(key, _MISSING) if isinstance(node, dict) else _MISSING
+    return node
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def tls_switches_on(inputs: ConfInputs) -> list[str]:
-    """Every TLS switch that is on (or on by MindIE's default) in the input files."""
-    found: list[str] = []
-    server_docs = [inputs.template] if inputs.template is not None else list(inputs.servers.values())
-    for doc in server_docs:
-        assert doc is not None
-        section = doc.model.ServerConfig
-        if section.httpsEnabled:
-            found.append(f"{doc.name}: ServerConfig.httpsEnabled")
-        if section.interCommTLSEnabled is not False:
-            state = "" if section.interCommTLSEnabled else " (absent, which MindIE reads as true)"
-            found.append(f"{doc.name}: ServerConfig.interCommTLSEnabled{state}")
-    for name, tls in (
-        (inputs.controller.name, inputs.controller.model.tls_config),
-        (inputs.coordinator.name, inputs.coordinator.model.tls_config),
-    ):
-        for key, value in tls.items():
-            if key.endswith("_tls_enable") and not key.startswith(_UNUSED_TLS) and _is_on(value):
-                found.append(f"{name}: tls_config.{key}")
-    return found
-
-
-def _is_on(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
 def check_inputs(inputs: ConfInputs) -> None:
     """Refuse inputs single-container PD cannot run with, naming the switch to change."""
-    switches = tls_switches_on(inputs)
-    if switches:
-        raise InputError(
-            switches[0].split(":")[0],
-            "TLS is switched on in " + "; ".join(switches) + ". supervisor_pd talks plain HTTP to MindIE and "
-            "does not set up certificates yet: set these to false",
-        )
     multi = inputs.controller.model.multi_node_infer_config
     if multi is not None and multi.multi_node_infer_enable:
         raise InputError(
@@ -136,7 +107,9 @@ def check_inputs(inputs: ConfInputs) -> None:
             )
 
 
-def server_config(doc: Document[ServerConfigFile], server: ServerPlan, recorder: Recorder) -> tuple[str, bytes]:
+def server_config(
+    doc: Document[ServerConfigFile], server: ServerPlan, tls: TlsPlan, recorder: Recorder
+) -> tuple[str, bytes]:
     """config<n>.json for one Server."""
     data = copy.deepcopy(doc.raw)
     first = server.index == 1
@@ -161,6 +134,9 @@ def server_config(doc: Document[ServerConfigFile], server: ServerPlan, recorder:
         "this Server's logical NPU ids; in dmi mode the Controller's role request carries the same devices",
     )
     put("BackendConfig.modelInstanceNumber", 1, "one model instance per Server; must match npuDeviceIds")
+    for field, value, why in tls_plan.server_fields(tls):
+        if _get(data, field) != value:
+            put(field, value, why)
     validate_document(ServerConfigFile, data, server.config_file)
     return server.config_file, dump_json(data)
 
@@ -171,6 +147,7 @@ def controller_config(
     coordinator: CoordinatorPlan,
     rates: tuple[int, int],
     ranktable_path: str,
+    tls: TlsPlan,
     recorder: Recorder,
 ) -> bytes:
     data = copy.deepcopy(doc.raw)
@@ -216,11 +193,16 @@ def controller_config(
         False,
         "single container: no multi-node Servers, no alarm listener",
     )
+    for field, value, why in tls_plan.motor_fields(tls, tls_plan.controller_pairs(tls)):
+        if _get(data, field) != value:
+            put(field, value, why)
     validate_document(ControllerConfigFile, data, name)
     return dump_json(data)
 
 
-def coordinator_config(doc: Document[CoordinatorConfigFile], coordinator: CoordinatorPlan, recorder: Recorder) -> bytes:
+def coordinator_config(
+    doc: Document[CoordinatorConfigFile], coordinator: CoordinatorPlan, tls: TlsPlan, recorder: Recorder
+) -> bytes:
     data = copy.deepcopy(doc.raw)
     name = doc.name
 
@@ -241,5 +223,8 @@ def coordinator_config(doc: Document[CoordinatorConfigFile], coordinator: Coordi
     put("http_config.status_port", str(coordinator.status_port), "probes: /v1/startup, /v1/readiness")
     put("http_config.external_port", str(coordinator.external_port), "aggregated /metrics")
     put("http_config.alarm_port", str(coordinator.alarm_port), "the Controller's alarm port")
+    for field, value, why in tls_plan.motor_fields(tls, tls_plan.coordinator_pairs(tls)):
+        if _get(data, field) != value:
+            put(field, value, why)
     validate_document(CoordinatorConfigFile, data, name)
     return dump_json(data)

@@ -107,6 +107,43 @@ class SupervisorPlan(Frozen):
     api_port: int
 
 
+class TlsLink(Frozen):
+    """One link of the pod: whether it is encrypted and the switches that say so."""
+
+    key: str
+    link: str
+    encrypted: bool
+    switches: tuple[str, ...]
+
+
+class TlsPlan(Frozen):
+    """TLS for the pod (plan/tls.py): the certificate source, where the files go, and each link."""
+
+    mode: str  # off, generate or mounted
+    mode_source: str
+    links: tuple[TlsLink, ...]
+    generation: str = "current"
+    generation_source: str = ""
+    server_home: str | None = None
+    home_source: str = ""
+    folder: str | None = None  # absolute; inside server_home
+    crl: bool = False
+    san_ips: tuple[str, ...] = ()
+    san_names: tuple[str, ...] = ()
+    lifetime_hours: float | None = None
+    signer: str = ""
+
+    def on(self, key: str) -> bool:
+        for link in self.links:
+            if link.key == key:
+                return link.encrypted
+        raise KeyError(key)
+
+    @property
+    def enabled(self) -> bool:
+        return any(link.encrypted for link in self.links)
+
+
 class SettingWritten(Frozen):
     """A value supervisor_pd sets in a MindIE file, with the reason it must be so."""
 
@@ -147,6 +184,7 @@ class Plan(Frozen):
     settings_written: tuple[SettingWritten, ...]
     notices: tuple[NoticeOut, ...]
     files: tuple[PlannedFile, ...]
+    tls: TlsPlan
     conf_dir: str
     conf_source: str
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ipaddress import AddressValueError, IPv4Address
 from pathlib import Path
 
+from supervisor_pd.certs.inputs import TlsInputs
 from supervisor_pd.confdir import CONTROLLER, COORDINATOR, ConfInputs, Document
 from supervisor_pd.errors import InputError
 from supervisor_pd.formats.common import describe_value
@@ -29,6 +30,7 @@ from supervisor_pd.plan.model import (
 from supervisor_pd.plan.paths import check_motor_path
 from supervisor_pd.plan.ports import ANY_IP, PortAllocator, PortChecker, PortRequest
 from supervisor_pd.plan.ranktable import RANKTABLE_FILE, build_ranktable
+from supervisor_pd.plan.tls import make_tls
 from supervisor_pd.platform.facts import HostFacts, Level, Notice
 from supervisor_pd.settings import Settings, env_name
 
@@ -40,8 +42,16 @@ _SERVER_PORT_FIELDS = (
 )
 
 
-def make_plan(facts: HostFacts, inputs: ConfInputs, settings: Settings, checker: PortChecker) -> Plan:
-    """The whole deployment: Servers, ports, CPU sets and the files to write."""
+def make_plan(
+    facts: HostFacts,
+    inputs: ConfInputs,
+    settings: Settings,
+    checker: PortChecker,
+    tls_inputs: TlsInputs | None = None,
+) -> Plan:
+    """The whole deployment: Servers, ports, CPU sets, TLS and the files to write.
+
+    `tls_inputs`: what certs.inputs read about certificates; None = nothing mounted, no Server home known."""
     configs.check_inputs(inputs)
     layout = make_layout(facts.chips, inputs, settings)
     notices: list[Notice] = [*facts.notices, *layout.notices]
@@ -167,11 +177,16 @@ def make_plan(facts: HostFacts, inputs: ConfInputs, settings: Settings, checker:
         node_manager_port=node_manager_port,
         recovery_file=manager.file_path if manager.to_file else None,
     )
+    if tls_inputs is None:
+        tls_inputs = TlsInputs(None, "not looked up", "current", "", settings.tls_mount, None, None, "localhost")
+    notices += tls_inputs.notices
+    san_ips = (server_ip, predict_ip, manage_ip, controller_ip, *([pod_ip] if pod_ip else []), "127.0.0.1")
+    tls = make_tls(settings, inputs, tls_inputs, tuple(dict.fromkeys(san_ips)), notices)
     recorder = configs.Recorder()
     files = [
         PlannedFile(name=name, content=content)
         for name, content in (
-            configs.server_config(doc, server, recorder) for doc, server in zip(server_docs, servers, strict=True)
+            configs.server_config(doc, server, tls, recorder) for doc, server in zip(server_docs, servers, strict=True)
         )
     ]
     ranktable_path = str((settings.output / RANKTABLE_FILE).absolute())
@@ -190,12 +205,20 @@ def make_plan(facts: HostFacts, inputs: ConfInputs, settings: Settings, checker:
         PlannedFile(
             name=CONTROLLER,
             content=configs.controller_config(
-                inputs.controller, controller, coordinator, (layout.p_rate, layout.d_rate), ranktable_path, recorder
+                inputs.controller,
+                controller,
+                coordinator,
+                (layout.p_rate, layout.d_rate),
+                ranktable_path,
+                tls,
+                recorder,
             ),
         )
     )
     files.append(
-        PlannedFile(name=COORDINATOR, content=configs.coordinator_config(inputs.coordinator, coordinator, recorder))
+        PlannedFile(
+            name=COORDINATOR, content=configs.coordinator_config(inputs.coordinator, coordinator, tls, recorder)
+        )
     )
     files.append(
         PlannedFile(
@@ -224,6 +247,7 @@ def make_plan(facts: HostFacts, inputs: ConfInputs, settings: Settings, checker:
         settings_written=tuple(recorder.written),
         notices=tuple(NoticeOut(level=n.level, subject=n.subject, message=n.message) for n in notices),
         files=tuple(files),
+        tls=tls,
         conf_dir=str(inputs.conf_dir),
         conf_source=inputs.source,
     )

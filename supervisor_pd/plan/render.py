@@ -90,13 +90,17 @@ def plan_text(plan: Plan, output: str, written: bool) -> str:
             ["supervisor", plan.supervisor.api_host, f"api {plan.supervisor.api_port}", _cpus(plan.control_cpus)],
         ],
     )
+    out += _tls(plan)
     moved = [p for p in plan.ports if p.origin is PortOrigin.MOVED]
     if moved:
         out += ["", "Ports moved"]
         out += [f"  {p.owner} {p.field}: {p.requested} -> {p.port}: {p.reason}" for p in moved]
     out += ["", "Settings written (single-container PD needs them)"]
     for setting in plan.settings_written:
-        change = f" (was {setting.previous})" if setting.previous not in (None, setting.value) else ""
+        previous = setting.previous
+        if previous is not None and len(previous) > 40:
+            previous = previous[:37] + "..."
+        change = f" (was {previous})" if setting.previous not in (None, setting.value) else ""
         value = setting.value if len(setting.value) <= 40 else setting.value[:37] + "..."
         out.append(f"  {setting.file}: {setting.field} = {value}{change}  - {setting.why}")
     for level, title in ((Level.WARNING, "Warnings"), (Level.INFO, "Notes")):
@@ -107,3 +111,21 @@ def plan_text(plan: Plan, output: str, written: bool) -> str:
     out += ["", "Files"]
     out += [f"  {planned.name}  ({len(planned.content)} bytes)" for planned in plan.files]
     return "\n".join(out) + "\n"
+
+
+def _tls(plan: Plan) -> list[str]:
+    tls = plan.tls
+    out = ["", f"TLS: {tls.mode} ({tls.mode_source})"]
+    if tls.folder is not None:
+        out.append(
+            f"  files:   {tls.folder}/{{ca.pem, cert.pem, cert.key.pem, key_pwd.txt{', crl.pem' if tls.crl else ''}}}"
+        )
+        out.append(f"           mode 0400, in the Server's home {tls.server_home} ({tls.home_source})")
+        out.append(f"  signer:  {tls.signer}")
+        lifetime = f"; valid {tls.lifetime_hours:g} h, renewed after two thirds" if tls.lifetime_hours else ""
+        out.append(f"  subject: IP {', '.join(tls.san_ips)}; DNS {', '.join(tls.san_names)}{lifetime}")
+    out += _table(
+        ["link", "TLS", "switches"],
+        [[link.link, "mTLS 1.3" if link.encrypted else "plain", "; ".join(link.switches)] for link in tls.links],
+    )
+    return out

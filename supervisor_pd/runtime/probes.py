@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +25,14 @@ class Prober:
     """One shared client session with keep-alive (a check costs no connection set-up); a check that
     meets a connection the child closed (it restarted) is retried once on a fresh one."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, tls: ssl.SSLContext | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.tls = tls
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Prober:
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+        # The TLS context is used for https:// checks only.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ssl=self.tls if self.tls else True)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
         return self
 

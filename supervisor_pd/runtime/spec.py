@@ -48,10 +48,11 @@ class HttpCheck:
     host: str
     port: int
     path: str
+    tls: bool = False  # the listener speaks TLS (mutual: runtime/tlsclient.py)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{self.path}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}{self.path}"
 
 
 class Condition(StrEnum):
@@ -140,8 +141,10 @@ def child_environment(
 def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: Path, work: Path) -> list[ProcessSpec]:
     """Every child, in start order: Servers, Coordinator, Controller."""
     specs = []
+    tls = plan.tls
     for server in plan.servers:
-        management = HttpCheck(server.ip, server.ports.management, "/v1/status")
+        on = tls.on("server_management")
+        management = HttpCheck(server.ip, server.ports.management, "/v1/status", on)
         specs.append(
             ProcessSpec(
                 name=server.name,
@@ -163,22 +166,23 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
                     },
                 ),
                 cpus=server.cpus,
-                up=(HttpCheck(server.ip, server.ports.management, "/v1/config"), management),
+                up=(HttpCheck(server.ip, server.ports.management, "/v1/config", on), management),
                 # Not /v2/health/ready: it fails while roles are switching (reference §6.1).
                 live=management,
-                ready=HttpCheck(server.ip, server.ports.management, "/v2/health/ready"),
+                ready=HttpCheck(server.ip, server.ports.management, "/v2/health/ready", on),
                 start_deadline=settings.server_start_seconds,
                 start_group="servers",
                 serving=True,
                 work=management,
                 # What the reference preStop hook does (reference §6.4).
-                stop_request=HttpCheck(server.ip, server.ports.management, "/stopService"),
+                stop_request=HttpCheck(server.ip, server.ports.management, "/stopService", on),
                 # MindIE-LLM http_server.cpp IsPortUsed, before it listens (HttpServer::HttpServerInit).
                 exclusive_ports=(server.ports.management, server.ports.port, server.ports.metrics),
                 server=server,
             )
         )
     coordinator = plan.coordinator
+    status_tls = tls.on("coordinator_status")
     specs.append(
         ProcessSpec(
             name="coordinator",
@@ -189,9 +193,9 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
                 base, settings, forced={"MINDIE_MS_COORDINATOR_CONFIG_FILE_PATH": str(conf / "ms_coordinator.json")}
             ),
             cpus=plan.control_cpus,
-            up=(HttpCheck(coordinator.manage_ip, coordinator.status_port, "/v1/startup"),),
-            live=HttpCheck(coordinator.manage_ip, coordinator.status_port, "/v1/health"),
-            ready=HttpCheck(coordinator.manage_ip, coordinator.status_port, "/v1/readiness"),
+            up=(HttpCheck(coordinator.manage_ip, coordinator.status_port, "/v1/startup", status_tls),),
+            live=HttpCheck(coordinator.manage_ip, coordinator.status_port, "/v1/health", status_tls),
+            ready=HttpCheck(coordinator.manage_ip, coordinator.status_port, "/v1/readiness", status_tls),
             start_deadline=settings.coordinator_start_seconds,
             # Its first start waits for every Server; a restart does not wait for Servers that are
             # restarting themselves (the Controller refills it as they come back).
@@ -220,8 +224,8 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
                 withheld=CONTROLLER_WITHHELD,
             ),
             cpus=plan.control_cpus,
-            up=(HttpCheck(controller.ip, controller.port, "/v1/startup"),),
-            live=HttpCheck(controller.ip, controller.port, "/v1/health"),
+            up=(HttpCheck(controller.ip, controller.port, "/v1/startup", tls.on("controller_http")),),
+            live=HttpCheck(controller.ip, controller.port, "/v1/health", tls.on("controller_http")),
             ready=None,
             start_deadline=settings.controller_start_seconds,
             # It polls every Server and the Coordinator from its first second (reference §3.4).

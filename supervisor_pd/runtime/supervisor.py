@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import secrets
 import signal
+import ssl
 import time
 from pathlib import Path
 
@@ -45,8 +46,10 @@ class Supervisor:
         apply_cpus: bool,
         rules: Rules | None = None,
         file_limit: int | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
+        self.tls = tls
         self.sink = sink
         self._send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
         self.pidfile = processes.PidFile(state_dir / "run" / "children.json")
@@ -87,7 +90,7 @@ class Supervisor:
                 self.log(f"each child runs in a cgroup of its own under {self.fx.cgroups.base}")
         engine = self.engine
         try:
-            async with Prober(self.settings.health_timeout) as prober, anyio.create_task_group() as tg:
+            async with Prober(self.settings.health_timeout, self.tls) as prober, anyio.create_task_group() as tg:
                 self.fx.bind(tg, prober)
                 tg.start_soon(self._watch_signals)
                 tg.start_soon(self._reap_orphans)

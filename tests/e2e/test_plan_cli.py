@@ -187,7 +187,11 @@ def test_no_conf_dir_at_all_on_a_real_host(tmp_path: Path) -> None:
             ("ModelConfig[0].worldSize", "greater than or equal to 1"),
         ),
         ("config.json", lambda d: model(d).update(worldSize=3), ("ModelConfig[0].worldSize", "does not divide the 8")),
-        ("config.json", lambda d: d["ServerConfig"].update(httpsEnabled=True), ("httpsEnabled", "set these to false")),
+        (
+            "config.json",
+            lambda d: d["ServerConfig"].update(httpsEnabled=True),
+            ("ms_controller.json: tls_config.request_server_tls_enable", "both use TLS or both not"),
+        ),
         (
             "ms_coordinator.json",
             lambda d: d["http_config"].update(manage_port="70000"),

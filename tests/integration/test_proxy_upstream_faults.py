@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from supervisor_pd.api.metrics import ProxyMetrics
 from supervisor_pd.api.proxy import Proxy
 from supervisor_pd.api.server import errors
+from supervisor_pd.plan.model import TlsLink, TlsPlan
 from supervisor_pd.settings import load_settings
 
 pytestmark = pytest.mark.anyio
@@ -60,7 +61,14 @@ async def fake_coordinator(handler: Any) -> tuple[web.AppRunner, int]:
 async def proxy_to(port: int, metrics: ProxyMetrics | None = None) -> tuple[Proxy, web.AppRunner, str]:
     """The proxy, as the supervisor serves it, in front of 127.0.0.1:`port`."""
     plan = SimpleNamespace(
-        coordinator=SimpleNamespace(predict_ip="127.0.0.1", predict_port=port), model_name="m", max_seq_len=2048
+        coordinator=SimpleNamespace(predict_ip="127.0.0.1", predict_port=port),
+        model_name="m",
+        max_seq_len=2048,
+        tls=TlsPlan(
+            mode="off",
+            mode_source="test",
+            links=(TlsLink(key="coordinator_predict", link="", encrypted=False, switches=()),),
+        ),
     )
     metrics = metrics or ProxyMetrics(CollectorRegistry())
     proxy = Proxy(plan, load_settings(), metrics)  # type: ignore[arg-type]

@@ -100,25 +100,6 @@ def test_generation_off_needs_a_file_per_server() -> None:
     assert "4 Servers" in caught.value.problem
 
 
-def test_tls_on_is_refused_with_every_switch_named() -> None:
-    def server_tls(d: dict) -> None:
-        d["ServerConfig"]["httpsEnabled"] = True
-        d["ServerConfig"].pop("interCommTLSEnabled")
-
-    inputs = factories.inputs(
-        template=server_tls,
-        controller=lambda d: d["tls_config"].update(request_server_tls_enable=True, etcd_server_tls_enable=True),
-    )
-    with pytest.raises(InputError) as caught:
-        plan_for(inputs=inputs)
-    message = str(caught.value)
-    assert "ServerConfig.httpsEnabled" in message
-    assert "interCommTLSEnabled (absent, which MindIE reads as true)" in message
-    assert "tls_config.request_server_tls_enable" in message
-    assert "etcd_server" not in message
-    assert "set these to false" in message
-
-
 def test_max_output_longer_than_sequence_is_refused() -> None:
     inputs = factories.inputs(template=lambda d: d["BackendConfig"]["ScheduleConfig"].update(maxIterTimes=9999))
     with pytest.raises(InputError, match="max output length exceeds"):

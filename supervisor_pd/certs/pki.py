@@ -1,0 +1,188 @@
+"""Making the pod's certificates: a private CA (or the site's) and one leaf for every process.
+
+One leaf serves every MindIE listener and client in the pod and supervisor_pd's own client: all
+of them sit behind the same IPs (127.0.0.1 and the pod IP), MindIE's clients check only the chain
+(MindIE-Motor HttpClient.cpp), and one key means one thing to renew. The leaf is what MindIE's
+Server accepts (MindIE-LLM http_ssl.cpp: RSA of at least 3072 bits, within its validity) and what
+its gRPC link accepts (grpc_tls_function_expansion.cpp: X.509 v3). Keys are written unencrypted:
+current MindIE loads them with no password callback (http_ssl.cpp, grpc_communication_mng.cpp).
+
+The two RSA keys are made on two threads: OpenSSL releases the GIL, and key generation is nearly
+all of the cost (see BENCHMARKS.md, "certificates").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+KEY_BITS = 3072  # MindIE-LLM http_server's minimum for a certificate key
+# Clocks of the pod and of a peer may differ a little; a certificate that starts "now" would be
+# refused as not yet valid by a peer a second behind.
+BACKDATE = dt.timedelta(minutes=5)
+CA_NAME = "supervisor-pd pod CA"
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA able to sign: its certificate and key (the key never leaves this process unless the site
+    mounted it)."""
+
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True)
+class Material:
+    """The PEM files every process of the pod is given."""
+
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+    crl_pem: bytes | None
+    not_after: dt.datetime  # of the leaf, UTC
+    not_before: dt.datetime
+
+
+def new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+
+
+def make_authority(key: rsa.RSAPrivateKey, now: dt.datetime, lifetime: dt.timedelta) -> Authority:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Authority(cert, key)
+
+
+def issue_leaf(
+    authority: Authority,
+    key: rsa.RSAPrivateKey,
+    ips: tuple[str, ...],
+    names: tuple[str, ...],
+    now: dt.datetime,
+    lifetime: dt.timedelta,
+) -> x509.Certificate:
+    """A v3 leaf for both ends of mutual TLS: serverAuth and clientAuth, SAN = the pod's IPs and names."""
+    alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    alt += [x509.DNSName(name) for name in names]
+    not_after = min(now + lifetime, authority.cert.not_valid_after_utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else ips[0])]))
+        .issuer_name(authority.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(max(now - BACKDATE, authority.cert.not_valid_before_utc))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.cert.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(authority.key, hashes.SHA256())
+    )
+
+
+def key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def generate(
+    ips: tuple[str, ...],
+    names: tuple[str, ...],
+    lifetime: dt.timedelta,
+    authority: Authority | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[Authority, Material]:
+    """A leaf for the pod, signed by `authority` (a new private CA valid 10x the leaf when None)."""
+    now = now or dt.datetime.now(dt.UTC)
+    if authority is None:
+        with ThreadPoolExecutor(2, thread_name_prefix="keygen") as pool:
+            ca_key_future = pool.submit(new_key)
+            leaf_key = new_key()
+            authority = make_authority(ca_key_future.result(), now, lifetime * 10)
+    else:
+        leaf_key = new_key()
+    leaf = issue_leaf(authority, leaf_key, ips, names, now, lifetime)
+    return authority, Material(
+        ca_pem=cert_pem(authority.cert),
+        cert_pem=cert_pem(leaf),
+        key_pem=key_pem(leaf_key),
+        crl_pem=None,
+        not_after=leaf.not_valid_after_utc,
+        not_before=leaf.not_valid_before_utc,
+    )
+
+
+def load_authority(cert_data: bytes, key_data: bytes, password: bytes | None) -> Authority:
+    """A site CA mounted to sign with; ValueError with the reason when it cannot sign."""
+    cert = x509.load_pem_x509_certificate(cert_data)
+    key = serialization.load_pem_private_key(key_data, password=password)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the CA key is not an RSA key")
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+        raise ValueError("the CA key does not belong to the CA certificate")
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise ValueError("the CA certificate is not a CA (basicConstraints CA:TRUE missing)")
+    return Authority(cert, key)
