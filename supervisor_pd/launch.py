@@ -11,6 +11,8 @@ from pathlib import Path
 import anyio
 
 from supervisor_pd.api.server import ApiServer
+from supervisor_pd.api.tls import server_context
+from supervisor_pd.certfiles import CertKeeper
 from supervisor_pd.errors import ExitCode
 from supervisor_pd.pipeline import applies_cpus, prepare, write
 from supervisor_pd.plan.model import Plan
@@ -29,9 +31,9 @@ def _on(value: str) -> bool:
     return value.strip().lower() not in ("", "0", "false", "off", "no")
 
 
-async def _serve(supervisor: Supervisor, plan: Plan, settings: Settings) -> int:
+async def _serve(supervisor: Supervisor, plan: Plan, settings: Settings, certs: CertKeeper) -> int:
     """The HTTP port answers from the first moment (probes say "not started yet") to the last."""
-    api = ApiServer(supervisor, plan, settings)
+    api = ApiServer(supervisor, plan, settings, certs)
     await api.start()
     # Everything loaded so far lives as long as the process: keep it out of the collector's full
     # passes, whose pauses would otherwise scan it and show up as probe and stream latency.
@@ -45,14 +47,15 @@ async def _serve(supervisor: Supervisor, plan: Plan, settings: Settings) -> int:
 
 def run(settings: Settings) -> int:
     settings.token()  # a bad token file stops the run before any work, not after the files are written
+    server_context(settings)  # so does a bad certificate for the HTTP port
     prepared = prepare(settings, "run", lock=True)
     try:
-        return _run(prepared.settings, prepared.plan, prepared.specs, write(prepared))
+        return _run(prepared.settings, prepared.plan, prepared.specs, write(prepared), prepared.certs)
     finally:
         prepared.release()
 
 
-def _run(settings: Settings, plan: Plan, specs: tuple[ProcessSpec, ...], output: Path) -> int:
+def _run(settings: Settings, plan: Plan, specs: tuple[ProcessSpec, ...], output: Path, certs: CertKeeper) -> int:
     file_dir = settings.state_dir / "logs" if _on(settings.log_to_file) else None
     sink = LogSink(
         settings.log_format, file_dir=file_dir, file_bytes=settings.log_file_bytes, file_count=settings.log_file_count
@@ -81,7 +84,9 @@ def _run(settings: Settings, plan: Plan, specs: tuple[ProcessSpec, ...], output:
         tls=client_context(plan.tls),
     )
     try:
-        code = anyio.run(_serve, supervisor, plan, settings, backend="asyncio", backend_options={"use_uvloop": True})
+        code = anyio.run(
+            _serve, supervisor, plan, settings, certs, backend="asyncio", backend_options={"use_uvloop": True}
+        )
         if supervisor.engine.exit_reason:
             sink.info(f"exit code {code} ({ExitCode(code).name}): {supervisor.engine.exit_reason}")
     finally:

@@ -54,6 +54,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 RETRY_AFTER = "5"
+# Longest a request waits while a process restarts for a certificate renewal.
+HOLD_SECONDS = 120.0
 
 
 class Proxy:
@@ -70,6 +72,10 @@ class Proxy:
         self.max_in_flight: int | None = None
         self.idle = asyncio.Event()
         self.idle.set()
+        # Cleared while a process restarts to take a renewed certificate (api/renewal.py): new
+        # requests wait here, bounded, instead of meeting a process that is not there.
+        self.open = asyncio.Event()
+        self.open.set()
         self.created = int(time.time())
         self._session: aiohttp.ClientSession | None = None
 
@@ -159,6 +165,15 @@ class Proxy:
                 return (
                     openai_error(400, message, param, "unsupported_parameter") if openai else mindie_error(400, message)
                 )
+        if not self.open.is_set():
+            try:
+                await asyncio.wait_for(self.open.wait(), HOLD_SECONDS)
+            except TimeoutError:
+                response = (openai_error if openai else mindie_error)(
+                    503, "The service is restarting a process to renew its certificate; retry later."
+                )
+                response.headers["Retry-After"] = RETRY_AFTER
+                return response
         request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["X-Request-Id"] = request_id

@@ -33,8 +33,10 @@ from supervisor_pd.api.hosts import HostPolicy
 from supervisor_pd.api.metrics import MetricsEndpoint
 from supervisor_pd.api.proxy import Proxy
 from supervisor_pd.api.refusals import Refusals
+from supervisor_pd.api.renewal import Renewal
 from supervisor_pd.api.requests import shown
 from supervisor_pd.api.status import process, status
+from supervisor_pd.api.tls import has_client_certificate, server_context
 from supervisor_pd.errors import InputError
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.runtime.events import Drain, Restart
@@ -44,6 +46,7 @@ from supervisor_pd.runtime.states import ALIVE, ProcState
 from supervisor_pd.settings import Settings, env_name
 
 if TYPE_CHECKING:
+    from supervisor_pd.certfiles import CertKeeper
     from supervisor_pd.runtime.supervisor import Supervisor
 
 PROBES = {"livez": health.liveness, "readyz": health.readiness, "startupz": health.startup}
@@ -77,11 +80,12 @@ LINGER_SECONDS = 2.0
 class ApiServer:
     """Reads the supervisor only through `snapshot()` and acts on it only through `post()`."""
 
-    def __init__(self, supervisor: Supervisor, plan: Plan, settings: Settings) -> None:
+    def __init__(self, supervisor: Supervisor, plan: Plan, settings: Settings, certs: CertKeeper | None = None) -> None:
         self.supervisor = supervisor
         self.settings = settings
         self.plan = plan
         self.token = settings.token()
+        self.tls = server_context(settings)
         self.metrics = MetricsEndpoint(
             plan, supervisor.snapshot, settings.metrics_timeout, settings.metrics_cache_seconds
         )
@@ -94,6 +98,11 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
         self.socket_path: Path = settings.socket_path
         self._socket_inode: tuple[int, int] | None = None
+        self.renewal = (
+            Renewal(certs, plan.tls, supervisor, self.proxy, settings.stop_seconds, settings.ready_seconds)
+            if certs is not None
+            else None
+        )
         supervisor.drain_hooks.append(self.proxy.drain)
         supervisor.on_probe.append(self.metrics.observe_health)
 
@@ -137,6 +146,7 @@ class ApiServer:
         app.router.add_get("/v1/processes/{name}/logs", self.logs)
         app.router.add_post("/v1/processes/{name}/restart", self.restart)
         app.router.add_post("/v1/drain", self.drain)
+        app.router.add_post("/v1/tls/renew", self.renew)
         app.router.add_get("/metrics", self.render_metrics)
         app.router.add_get("/", self.index)
         self.proxy.add_routes(app)
@@ -156,6 +166,8 @@ class ApiServer:
 
     async def start(self) -> None:
         await self.proxy.start()
+        if self.renewal is not None:
+            self.renewal.start()
         # A logger of this server's own, outside logging's tree: nothing else reaches its handler.
         logger = logging.Logger("supervisor_pd.api.http")
         logger.addHandler(_ServerLog(self.supervisor, self.refusals))
@@ -181,7 +193,10 @@ class ApiServer:
         try:
             # Not a TCPSite: the protocol factory is the connection budget's (api/connections.py).
             self._tcp = await asyncio.get_running_loop().create_server(
-                self.connections.factory(runner.server), sock=listening_socket(host, port), backlog=BACKLOG
+                self.connections.factory(runner.server),
+                sock=listening_socket(host, port),
+                backlog=BACKLOG,
+                ssl=self.tls,
             )
         except OSError as exc:
             await self.stop()
@@ -200,7 +215,8 @@ class ApiServer:
             raise
         await web.SockSite(runner, sock).start()
         self.supervisor.log(
-            f"HTTP port {host}:{port} (holds up to {limit} client connections); control socket {self.socket_path}"
+            f"HTTP{'S' if self.tls else ''} port {host}:{port} (holds up to {limit} client connections); "
+            f"control socket {self.socket_path}"
         )
         if limit <= MINIMUM:
             self.supervisor.log(
@@ -209,6 +225,8 @@ class ApiServer:
             )
 
     async def stop(self) -> None:
+        if self.renewal is not None:
+            await self.renewal.stop()
         if self._runner is not None:
             await self._close_connections_gently(self._runner)
             await self._runner.cleanup()
@@ -333,6 +351,8 @@ class ApiServer:
     def _denied(self, request: web.Request, what: str = "control") -> web.Response | None:
         if self._on_socket(request):
             return None  # the socket is 0600: reaching it is the authentication
+        if self.settings.api_tls_client_ca is not None and has_client_certificate(request.transport):
+            return None  # signed by the client CA (api/tls.py)
         peer = request.remote or "?"
         if self.token is None:
             self.refusals.note(
@@ -380,6 +400,18 @@ class ApiServer:
         via = "the control socket" if self._on_socket(request) else "the HTTP port"
         self.supervisor.post(Drain(f"through {via}"))
         return json_response({"result": "draining", "grace_seconds": self.settings.grace_seconds}, 202)
+
+    async def renew(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        if self.renewal is None or self.plan.tls.mode != "generate":
+            return json_response({"error": f"TLS is {self.plan.tls.mode}: only generated certificates renew"}, 409)
+        if self.renewal.busy or self.supervisor.snapshot().stopping:
+            return json_response({"error": "a renewal is under way, or the service is stopping"}, 409)
+        self.supervisor.log("certificate renewal requested through the API")
+        self.renewal.start_now()
+        return json_response({"result": "renewing"}, 202)
 
 
 class _NotFound(Exception):

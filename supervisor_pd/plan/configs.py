@@ -15,6 +15,7 @@ from supervisor_pd.errors import InputError
 from supervisor_pd.formats.common import dump_json, validate_document
 from supervisor_pd.formats.controller_config import ControllerConfigFile
 from supervisor_pd.formats.coordinator_config import CoordinatorConfigFile
+from supervisor_pd.formats.http_client_ctl import HttpClientCtlFile
 from supervisor_pd.formats.server_config import ServerConfigFile
 from supervisor_pd.plan import tls as tls_plan
 from supervisor_pd.plan.model import ControllerPlan, CoordinatorPlan, ServerPlan, SettingWritten, TlsPlan
@@ -227,4 +228,27 @@ def coordinator_config(
         if _get(data, field) != value:
             put(field, value, why)
     validate_document(CoordinatorConfigFile, data, name)
+    return dump_json(data)
+
+
+HTTP_CLIENT_CTL = "http_client_ctl.json"
+
+
+def http_client_ctl(tls: TlsPlan) -> bytes:
+    """MindIE's own probe (probe.sh -> http_client_ctl) as a client of the pod: the pod's certificate
+    chains to the CA of the Controller, the Coordinator's status port and every Server's management
+    port, which is what it calls (MindIE-Motor http_client_ctl/scripts/probe.sh)."""
+    folder = tls.folder or "./security/http_client"
+    data = {
+        "tls_enable": tls.on("server_management") or tls.on("coordinator_status") or tls.on("controller_http"),
+        "cert": {
+            "ca_cert": f"{folder}/{tls_plan.CA}",
+            "tls_cert": f"{folder}/{tls_plan.CERT}",
+            "tls_key": f"{folder}/{tls_plan.KEY}",
+            "tls_passwd": f"{folder}/{tls_plan.PASSWORD}",
+            "tls_crl": f"{folder}/{tls_plan.CRL}" if tls.crl else "",
+        },
+        "log_info": {"log_level": "INFO", "to_file": False},
+    }
+    validate_document(HttpClientCtlFile, data, HTTP_CLIENT_CTL)
     return dump_json(data)

@@ -220,6 +220,7 @@ def make_plan(
             name=COORDINATOR, content=configs.coordinator_config(inputs.coordinator, coordinator, tls, recorder)
         )
     )
+    files.append(PlannedFile(name=configs.HTTP_CLIENT_CTL, content=configs.http_client_ctl(tls)))
     files.append(
         PlannedFile(
             name=RANKTABLE_FILE,

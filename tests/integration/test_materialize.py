@@ -34,6 +34,7 @@ def test_files_and_modes(tmp_path: Path) -> None:
             "config3.json",
             "config4.json",
             "global_ranktable.json",
+            "http_client_ctl.json",
             "ms_controller.json",
             "ms_coordinator.json",
         ]

@@ -115,7 +115,7 @@ def posted(served: Served) -> int:
 
 
 pytestmark = pytest.mark.anyio
-ROUTES = ["/v1/processes/{name}/restart", "/v1/drain"]  # held to the route table by the test below
+ROUTES = ["/v1/processes/{name}/restart", "/v1/drain", "/v1/tls/renew"]  # held to the route table by the test below
 
 
 def control_routes(tmp_path: Path) -> list[str]:
