@@ -96,6 +96,10 @@ def host_files(profile: HostProfile, root: Path) -> dict[str, tuple[bytes, int]]
         files[path] = (text.encode(), mode)
 
     add(MARKER, json.dumps(profile.to_json(), indent=2))
+    # The root doubles as the mindie_llm package root: `mindie_llm_server` points
+    # MINDIE_LLM_HOME_PATH at the bin folder's parent, and the Server takes it as its home (where
+    # its certificate paths start) only if it holds __init__.py (server/tlsconf.py home_path).
+    add("__init__.py", "")
     for node, cpus in profile.numa_cpus.items():
         add(f"sys/devices/system/node/node{node}/cpulist", cpus + "\n")
     for chip in profile.chips:
@@ -131,9 +135,12 @@ def host_files(profile: HostProfile, root: Path) -> dict[str, tuple[bytes, int]]
 
 
 def wrapper_script(module: str, args: list[str], root: Path) -> str:
-    """A shell wrapper that runs `python -m module args... "$@"` with this interpreter."""
+    """A shell wrapper that runs `python -m module args... "$@"` with this interpreter. It passes
+    on the path it was run by (SUPERVISOR_PD_SIM_ARGV0), which a real binary finds in
+    /proc/self/exe: the simulated Server derives its install folder and home from it."""
     command = " ".join(shlex.quote(part) for part in [sys.executable, "-m", module, *args])
-    return f'#!/bin/sh\nSUPERVISOR_PD_SIM_HOST={shlex.quote(str(root))} exec {command} "$@"\n'
+    host = shlex.quote(str(root))
+    return f'#!/bin/sh\nSUPERVISOR_PD_SIM_HOST={host} SUPERVISOR_PD_SIM_ARGV0="$0" exec {command} "$@"\n'
 
 
 def _folders(files: dict[str, tuple[bytes, int]]) -> dict[str, int]:

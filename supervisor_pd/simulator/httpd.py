@@ -15,12 +15,16 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    import ssl as ssl_module
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 32 * 1024 * 1024
 IDLE_SECONDS = 75.0
+HANDSHAKE_SECONDS = 10.0
 
 
 class HttpError(Exception):
@@ -109,8 +113,19 @@ class HttpServer:
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.StreamWriter] = set()
 
-    async def listen(self, host: str, port: int) -> None:
-        server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEAD, reuse_address=True)
+    async def listen(self, host: str, port: int, ssl: ssl_module.SSLContext | None = None) -> None:
+        """Serve on host:port; with `ssl`, over TLS. A connection reaches the router only once its
+        handshake has succeeded; asyncio closes one whose handshake fails or takes longer than
+        HANDSHAKE_SECONDS, and nothing else sees it."""
+        server = await asyncio.start_server(
+            self._serve,
+            host,
+            port,
+            limit=MAX_HEAD,
+            reuse_address=True,
+            ssl=ssl,
+            ssl_handshake_timeout=HANDSHAKE_SECONDS if ssl is not None else None,
+        )
         self._servers.append(server)
 
     async def close(self) -> None:

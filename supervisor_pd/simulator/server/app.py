@@ -9,7 +9,7 @@ import fcntl
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor_pd.simulator import textgen
 from supervisor_pd.simulator.httpd import (
@@ -28,14 +28,24 @@ from supervisor_pd.simulator.server.replies import error, log
 from supervisor_pd.simulator.server.role_request import check_role_body
 from supervisor_pd.simulator.server.state import ROLE_SWITCHING, Peer, ServerState
 
+if TYPE_CHECKING:
+    from supervisor_pd.simulator.server.tlsstart import InterCommTls
+
 # Management routes with no stop or health check of their own (see management_gate).
 UNGATED = frozenset({"/stopService", "/v1/config"})
 
 
 class SimServer:
-    def __init__(self, config: ServerConfig, knobs: Knobs, on_stop: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        knobs: Knobs,
+        on_stop: Callable[[], None],
+        intercomm: InterCommTls | None = None,
+    ) -> None:
         self.config = config
         self.knobs = knobs
+        self.intercomm = intercomm
         self.state = ServerState(config)
         self.dispatcher = pd.DResultDispatcher(keepalive=knobs.scaled(5.0))
         self._on_stop = on_stop
@@ -51,7 +61,7 @@ class SimServer:
         self._load_fail = load_fail is not None and first_time(config.target, load_fail)
         retry = knobs.fault(config.target, "retry_requests")
         retries = int(retry.value or 1) if retry is not None else 0
-        self.inference = Inference(config, knobs, self.state, self.dispatcher, self.spawn, retries)
+        self.inference = Inference(config, knobs, self.state, self.dispatcher, self.spawn, retries, intercomm)
 
     def toggle_slow(self) -> None:
         """SIGUSR1: management answers become `knobs.slow` seconds late, or prompt again."""
@@ -293,7 +303,11 @@ class SimServer:
             return
         try:
             accept = self.inference.accept_decode
-            self._intercomm = await pd.serve_intercomm(self.config.ip, self.config.inter_comm_port, accept)
+            context = self._intercomm_context()
+            if context is not False:
+                self._intercomm = await pd.serve_intercomm(
+                    self.config.ip, self.config.inter_comm_port, accept, ssl=context or None
+                )
         except OSError as exc:
             log(f"[ERROR] gRPC server failed to bind interCommPort {self.config.inter_comm_port}: {exc.strerror}")
             os.killpg(os.getpgrp(), signal.SIGKILL)
@@ -307,6 +321,22 @@ class SimServer:
         self.state.loading = False
         log("model loaded")
         self._model_ready.set()
+
+    def _intercomm_context(self) -> Any:
+        """The link listener's SSL context; None when the link is plain; False when its files are
+        refused: GrpcCommunicationMng::RunServer then logs and returns, and nothing listens (the
+        Server goes on, and hand-offs to it fail)."""
+        if self.intercomm is None:
+            return None
+        from supervisor_pd.simulator.tls import TlsError
+
+        try:
+            return self.intercomm.server()
+        except TlsError as exc:
+            for line in str(exc).splitlines():
+                log(f"[ERROR] {line}")
+            log("[ERROR] Failed to get certificateProvider")
+            return False
 
     def _claim_devices(self, logical_ids: list[str]) -> str | None:
         visible = visible_devices()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor_pd.simulator.files import server_read_error
+from supervisor_pd.simulator.server import tlsconf
 
 
 class ConfigError(Exception):
@@ -40,6 +41,11 @@ class ServerConfig:
     npu_mem_size: int
     cpu_mem_size: int
     npu_usage_threshold: int
+    # httpsEnabled: the planes whose certificates are checked and used (business; management and
+    # metrics too unless one IP and all three ports are equal). Empty when HTTPS is off.
+    https: tuple[tlsconf.CertSet, ...] = ()
+    # interCommTLSEnabled (absent means true) in dmi mode: the P->D link's files. None: plain.
+    intercomm: tlsconf.InterComm | None = None
 
     @property
     def dmi(self) -> bool:
@@ -99,8 +105,18 @@ def load(path: Path) -> ServerConfig:
     allow_zero = _get(data, "ServerConfig.allowAllZeroIpListening", bool)
     for key, kind in (("maxLinkNum", int), ("httpsEnabled", bool), ("tokenTimeout", int), ("e2eTimeout", int)):
         _get(data, f"ServerConfig.{key}", kind)
-    if _get(data, "ServerConfig.httpsEnabled", bool):
-        raise ConfigError("httpsEnabled is true but no certificates are configured (simulated Server is plain HTTP)")
+    server = data["ServerConfig"]
+    problems = tlsconf.type_problems(server)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    https_enabled = _get(data, "ServerConfig.httpsEnabled", bool)
+    # ServerConfig::interCommTLSEnabled defaults to true (MindIE-LLM config_info.h); its files are
+    # read only when it is on (ServerConfigManager::LoadOptionalParameters).
+    intercomm_enabled = server.get("interCommTLSEnabled", True)
+    if intercomm_enabled:
+        problems = tlsconf.intercomm_problems(server)
+        if problems:
+            raise ConfigError("\n".join(problems))
     ip = os.environ.get("MIES_CONTAINER_IP") or _get(data, "ServerConfig.ipAddress", str)
     management_ip = (
         os.environ.get("MIES_CONTAINER_MANAGEMENT_IP")
@@ -127,11 +143,20 @@ def load(path: Path) -> ServerConfig:
     if _get(data, "BackendConfig.modelInstanceNumber", int) != len(devices):
         raise ConfigError("BackendConfig.modelInstanceNumber must equal the number of npuDeviceIds lists")
     match = re.fullmatch(r"config(\d+)\.json", path.name)
+    ip = _ip(ip, "ipAddress", allow_zero)
+    management_ip = _ip(management_ip, "managementIpAddress", allow_zero)
+    https: tuple[tlsconf.CertSet, ...] = ()
+    if https_enabled:  # ServerConfigManager::CheckParam -> CheckHttpsConfig, after the IPs and ports
+        all_same = management_ip == ip and management_port == port == metrics_port
+        https = tlsconf.cert_sets(server, check_management=not all_same)
+        problems = tlsconf.https_config_problems(https)
+        if problems:
+            raise ConfigError("\n".join(problems))
     return ServerConfig(
         path=path,
         index=int(match.group(1)) if match else None,
-        ip=_ip(ip, "ipAddress", allow_zero),
-        management_ip=_ip(management_ip, "managementIpAddress", allow_zero),
+        ip=ip,
+        management_ip=management_ip,
         port=port,
         management_port=management_port,
         metrics_port=metrics_port,
@@ -148,4 +173,6 @@ def load(path: Path) -> ServerConfig:
         npu_usage_threshold=_get(
             data, "ServerConfig.HealthCheckConfig.npuUsageThreshold", int, required=False, default=0
         ),
+        https=https,
+        intercomm=tlsconf.intercomm_set(server) if intercomm_enabled and mode == "dmi" else None,
     )

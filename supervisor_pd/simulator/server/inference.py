@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor_pd.simulator import textgen
 from supervisor_pd.simulator.httpd import HttpError, Request, Response, StreamResponse, json_response
@@ -15,6 +15,9 @@ from supervisor_pd.simulator.server import pd
 from supervisor_pd.simulator.server.config import ServerConfig
 from supervisor_pd.simulator.server.replies import error
 from supervisor_pd.simulator.server.state import ServerState
+
+if TYPE_CHECKING:
+    from supervisor_pd.simulator.server.tlsstart import InterCommTls
 
 
 class Inference:
@@ -26,8 +29,10 @@ class Inference:
         dispatcher: pd.DResultDispatcher,
         spawn: Callable[[Any], None],
         retries: int,
+        intercomm: InterCommTls | None = None,
     ) -> None:
         self.config = config
+        self.intercomm = intercomm
         self.knobs = knobs
         self.state = state
         self.dispatcher = dispatcher
@@ -81,7 +86,8 @@ class Inference:
             if not done:
                 message = {"op": "decode", "generation": gen.to_json(), "started": time.time()}
                 try:
-                    reply = await pd.hand_off(target, self.config.inter_comm_port, message)
+                    context = self._client_context()
+                    reply = await pd.hand_off(target, self.config.inter_comm_port, message, ssl=context)
                 except (OSError, ValueError, TimeoutError) as exc:
                     state.metrics.failed += 1
                     return error(500, f"hand-off to decode instance {target} failed: {exc}")
@@ -96,6 +102,18 @@ class Inference:
         else:
             output = textgen.stream_piece(gen, 0).decode() if gen.stream else ""
         return json_response({"reqId": request_id, "isStream": gen.stream, "isLastResp": done, "output": output})
+
+    def _client_context(self) -> Any:
+        """P's SSL context for the link, or None when it is plain. Refused files are
+        GrpcCommunicationMng::CreateDecodeRequestSender failing: this request fails (OSError)."""
+        if self.intercomm is None:
+            return None
+        from supervisor_pd.simulator.tls import TlsError
+
+        try:
+            return self.intercomm.client()
+        except TlsError as exc:
+            raise OSError(f"{exc}; Failed to init client tls opt") from None
 
     async def accept_decode(self, message: dict[str, Any]) -> dict[str, Any]:
         state = self.state

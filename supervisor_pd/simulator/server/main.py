@@ -14,12 +14,17 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from supervisor_pd.simulator.httpd import HttpServer, Router
 from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
 from supervisor_pd.simulator.server import config as server_config
+from supervisor_pd.simulator.server import tlsconf
 from supervisor_pd.simulator.server.app import SimServer
 from supervisor_pd.simulator.server.replies import log
+
+if TYPE_CHECKING:
+    from supervisor_pd.simulator.server.tlsstart import InterCommTls
 
 USAGE = "Usage: mindieservice_daemon --config-file <path> [--expert-parallel true]\n"
 
@@ -69,19 +74,25 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(USAGE)
         return 1
     knobs = load_knobs()
+    tlsconf.imitate_launcher()
     try:
         config = server_config.load(path)
     except server_config.ConfigError as exc:
-        log(f"[ERROR] Failed to load config {path}: {exc}")
+        first, *more = str(exc).splitlines() or [""]
+        log(f"[ERROR] Failed to load config {path}: {first}")
+        for line in more:
+            log(f"[ERROR] {line}")
         return 1
     exit_fault = knobs.fault(config.target, "exit")
     if exit_fault is not None and first_time(config.target, exit_fault):
         log(f"[ERROR] exiting at start with code {int(exit_fault.value or 1)} (injected fault)")
         return int(exit_fault.value or 1)
+    intercomm = _start_intercomm_tls(config)  # EndPoint::StartEndpoint: gRPC before HTTP
     for port in sorted({config.port, config.management_port, config.metrics_port}):
         if _port_used(port, os.environ.get("SUPERVISOR_PD_SIM_PORT_CHECK") == "reuseaddr"):
             log(f"[ERROR] Port {port} is already in use. Failed to init endpoint.")
             os.killpg(os.getpgrp(), signal.SIGKILL)
+    contexts = _https_contexts(config)
     hang = knobs.fault(config.target, "hang_after")
     if hang is not None and not hang.value and first_time(config.target, hang):
         _hang()  # hang_after=0: stopped before it listens, so it never answers
@@ -96,7 +107,52 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    return runner(_serve(config, knobs, worker))
+    return runner(_serve(config, knobs, worker, contexts, intercomm))
+
+
+def _endpoint_failed(lines: str) -> None:
+    """RunEP (MindIE-LLM llm_daemon.cpp): EndPoint::Start failed, the process group is killed."""
+    for line in lines.splitlines():
+        log(f"[ERROR] {line}")
+    log(f"[ERROR] {_ENDPOINT_FAILED}")
+    sys.stdout.flush()
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+_ENDPOINT_FAILED = "Failed to init endpoint! Please check the service log or console output."
+
+
+def _start_intercomm_tls(config: server_config.ServerConfig) -> InterCommTls | None:
+    """GrpcWrapper::Start in dmi mode with interCommTLSEnabled: the files named and the
+    certificates and CRLs checked now (fatal); their owner, mode and key size when used."""
+    if config.intercomm is None:
+        return None
+    from supervisor_pd.simulator.server import tlsstart
+
+    problem = tlsstart.intercomm_start_problem(config.intercomm)
+    if problem is not None:
+        _endpoint_failed(problem)
+    return tlsstart.InterCommTls(config.intercomm)
+
+
+def _https_contexts(config: server_config.ServerConfig) -> dict[str, Any]:
+    """HttpServer::HttpServerInit -> CreateHttpServerPoint: one SSL context per plane (fatal)."""
+    if not config.https:
+        return {}
+    from supervisor_pd.simulator import tls
+    from supervisor_pd.simulator.server import tlsstart
+
+    contexts = {}
+    for cert_set in config.https:
+        try:
+            made = tlsstart.https_context(cert_set)
+        except tls.TlsError as exc:
+            _endpoint_failed(str(exc))
+            raise  # not reached: the group is gone
+        for warning in made.warnings:
+            log(f"[WARN] {warning}")
+        contexts[cert_set.plane] = made.context
+    return contexts
 
 
 def _leave_grandchild(seconds: float) -> None:
@@ -107,7 +163,13 @@ def _leave_grandchild(seconds: float) -> None:
     os.wait()
 
 
-async def _serve(config: server_config.ServerConfig, knobs: Knobs, worker: subprocess.Popen[bytes]) -> int:
+async def _serve(
+    config: server_config.ServerConfig,
+    knobs: Knobs,
+    worker: subprocess.Popen[bytes],
+    contexts: dict[str, Any],
+    intercomm: InterCommTls | None,
+) -> int:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     stopping = False
@@ -125,27 +187,30 @@ async def _serve(config: server_config.ServerConfig, knobs: Knobs, worker: subpr
         log(f"received signal {signal.Signals(signum).name}, stopping")
         tasks.add(loop.create_task(_shutdown(sim, knobs, worker, done)))
 
-    sim = SimServer(config, knobs, on_stop=stop)
+    sim = SimServer(config, knobs, on_stop=stop, intercomm=intercomm)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     loop.add_signal_handler(signal.SIGUSR1, sim.toggle_slow)
 
-    listeners: dict[tuple[str, int], tuple[Router, object]] = {}
-    for host, port, router, gate in (
-        (config.ip, config.port, sim.business_routes(), sim.business_gate),
-        (config.management_ip, config.management_port, sim.management_routes(), sim.management_gate),
-        (config.management_ip, config.metrics_port, sim.metrics_routes(), None),
+    # Equal ports are one merged listener, with the certificates of its first plane (MindIE-LLM
+    # http_server.cpp HttpServerInit: ALL_SAME and BUSINESS_MANAGEMENT_SAME use the business
+    # set, MANAGEMENT_METRICS_SAME the management one).
+    listeners: dict[tuple[str, int], tuple[Router, object, str]] = {}
+    for host, port, router, gate, plane in (
+        (config.ip, config.port, sim.business_routes(), sim.business_gate, "business"),
+        (config.management_ip, config.management_port, sim.management_routes(), sim.management_gate, "management"),
+        (config.management_ip, config.metrics_port, sim.metrics_routes(), None, "metrics"),
     ):
         key = (host, port)
         if key in listeners:
-            listeners[key][0].extend(router)  # equal ports are one merged listener
+            listeners[key][0].extend(router)
         else:
-            listeners[key] = (router, gate)
+            listeners[key] = (router, gate, plane)
     servers = []
-    for (host, port), (router, gate) in listeners.items():
+    for (host, port), (router, gate, plane) in listeners.items():
         server = HttpServer(router, gate)  # type: ignore[arg-type]
         try:
-            await server.listen(host, port)
+            await server.listen(host, port, ssl=contexts.get(plane))
         except OSError as exc:
             log(f"[ERROR] Failed to listen on {host}:{port}: {exc.strerror}")
             os.killpg(os.getpgrp(), signal.SIGKILL)

@@ -1,8 +1,9 @@
 """The prefill -> decode hand-off (reference §2.4-2.6).
 
 P hands a request to the D named in `d-target` over D's inter-communication port: one JSON line
-each way on a fresh TCP connection (a side channel standing in for MindIE's gRPC). D produces the
-remaining tokens and frames them on its `/dresult` stream as `reqId:<id>\\0<prefix><body>\\0`.
+each way on a fresh TCP connection (a side channel standing in for MindIE's gRPC), in mutual TLS
+when interCommTLSEnabled (server/tlsstart.py makes the contexts). D produces the remaining tokens
+and frames them on its `/dresult` stream as `reqId:<id>\\0<prefix><body>\\0`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    import ssl as ssl_module
+
+HANDSHAKE_SECONDS = 10.0
 SENTINEL_ID = "0xffffffffffffffff"
 MAX_QUEUED_FRAMES = 200_000
 
@@ -84,8 +89,11 @@ class DResultDispatcher:
 HandOff = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-async def serve_intercomm(host: str, port: int, handle: HandOff) -> asyncio.Server:
-    """D's side of the hand-off: one JSON request line, one JSON reply line."""
+async def serve_intercomm(
+    host: str, port: int, handle: HandOff, ssl: ssl_module.SSLContext | None = None
+) -> asyncio.Server:
+    """D's side of the hand-off: one JSON request line, one JSON reply line; with `ssl`, only
+    after a TLS handshake (a failed one is closed by asyncio and never reaches `handle`)."""
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -103,14 +111,30 @@ async def serve_intercomm(host: str, port: int, handle: HandOff) -> asyncio.Serv
         finally:
             writer.close()
 
-    return await asyncio.start_server(on_connect, host, port, reuse_address=True)
+    return await asyncio.start_server(
+        on_connect,
+        host,
+        port,
+        reuse_address=True,
+        ssl=ssl,
+        ssl_handshake_timeout=HANDSHAKE_SECONDS if ssl is not None else None,
+    )
 
 
-async def hand_off(target: str, default_port: int, message: dict[str, Any], limit: float = 10.0) -> dict[str, Any]:
-    """P's side: send `message` to `d-target` (`ip[;port]`) and return D's reply."""
+async def hand_off(
+    target: str,
+    default_port: int,
+    message: dict[str, Any],
+    limit: float = 10.0,
+    ssl: ssl_module.SSLContext | None = None,
+) -> dict[str, Any]:
+    """P's side: send `message` to `d-target` (`ip[;port]`) and return D's reply. With `ssl`, the
+    connection is TLS and D's certificate is checked against D's IP (the context decides how)."""
     host, _, port_text = target.partition(";")
     port = int(port_text) if port_text.strip().isdigit() else default_port
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host.strip(), port), limit)
+    host = host.strip()
+    secure = {"ssl": ssl, "server_hostname": host, "ssl_handshake_timeout": limit} if ssl is not None else {}
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, **secure), limit)
     try:
         writer.write(json.dumps(message).encode() + b"\n")
         await writer.drain()
