@@ -3,7 +3,7 @@ DefaultGroupGenerator LIMIT_MAX) on a synthetic host, every port verified by bin
 
     python bench/plan_max.py [--runs 30]
 
-Measures make_plan (layout, ports with real bind checks, CPU sets, rendering all 19 files) and,
+Measures make_plan (layout, ports with real bind checks, CPU sets, rendering all 20 files) and,
 separately, writing them with materialize. Target: planning well under 200 ms.
 """
 
@@ -45,7 +45,7 @@ def main() -> None:
     checker = BindChecker()
 
     plan = make_plan(facts, inputs, settings, checker)  # warm up imports and caches
-    assert len(plan.servers) == SERVERS and len(plan.files) == SERVERS + 3
+    assert len(plan.servers) == SERVERS and len(plan.files) == SERVERS + 4
     checked_ports = len(plan.ports)
 
     plan_ms: list[float] = []

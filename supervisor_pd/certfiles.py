@@ -74,9 +74,10 @@ def install(tls: TlsPlan, material: pki.Material) -> Path:
 class CertKeeper:
     """Makes (or copies) the pod's certificate set and renews a generated one."""
 
-    def __init__(self, tls: TlsPlan, tls_inputs: TlsInputs) -> None:
+    def __init__(self, tls: TlsPlan, tls_inputs: TlsInputs, keys: pki.KeyPrefetch | None = None) -> None:
         self.tls = tls
         self._inputs = tls_inputs
+        self._keys = keys
         self._authority: pki.Authority | None = None
         self.material: pki.Material | None = None
 
@@ -113,6 +114,8 @@ class CertKeeper:
             self.tls.san_names,
             dt.timedelta(hours=self.tls.lifetime_hours),
             authority=authority,
+            keys=self._keys,
         )
+        self._keys = None  # used once: a renewal makes its key when it needs it
         self._authority = authority
         return material

@@ -22,12 +22,14 @@ import orjson
 
 from supervisor_pd.certfiles import CertKeeper
 from supervisor_pd.certs.inputs import load_tls_inputs
+from supervisor_pd.certs.pki import KeyPrefetch
 from supervisor_pd.confdir import ConfInputs, load_inputs, show_path
 from supervisor_pd.errors import InputError
 from supervisor_pd.materialize import MARKER, check_output, materialize
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.plan.planner import make_plan
 from supervisor_pd.plan.ports import BindChecker
+from supervisor_pd.plan.tls import may_generate
 from supervisor_pd.platform.discover import discover
 from supervisor_pd.platform.facts import HostFacts
 from supervisor_pd.platform.tools import which
@@ -78,6 +80,8 @@ def prepare(settings: Settings, command: str, lock: bool) -> Prepared:
         if lock:
             _check_not_live(output, taken)
         environ = dict(os.environ)
+        # The keys are the slow part of making certificates: they are made while discovery runs.
+        keys = KeyPrefetch(2) if may_generate(settings, inputs) else None
         if settings.simulate is not None:
             settings, environ = _simulated(settings, environ, taken)
         facts = discover(settings, environ)
@@ -89,7 +93,9 @@ def prepare(settings: Settings, command: str, lock: bool) -> Prepared:
         if taken is not None:
             taken.release()
         raise
-    return Prepared(settings, inputs, output, environ, facts, plan, specs, taken, CertKeeper(plan.tls, tls_inputs))
+    return Prepared(
+        settings, inputs, output, environ, facts, plan, specs, taken, CertKeeper(plan.tls, tls_inputs, keys)
+    )
 
 
 def write(prepared: Prepared) -> Path:

@@ -7,8 +7,9 @@ Server accepts (MindIE-LLM http_ssl.cpp: RSA of at least 3072 bits, within its v
 its gRPC link accepts (grpc_tls_function_expansion.cpp: X.509 v3). Keys are written unencrypted:
 current MindIE loads them with no password callback (http_ssl.cpp, grpc_communication_mng.cpp).
 
-The two RSA keys are made on two threads: OpenSSL releases the GIL, and key generation is nearly
-all of the cost (see BENCHMARKS.md, "certificates").
+Key generation is nearly all of the cost, and varies from run to run (see BENCHMARKS.md,
+"certificates"). So the keys are started early (`KeyPrefetch`, while discovery runs its host tools)
+on threads of their own: OpenSSL releases the GIL.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ class Material:
 
 def new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+
+
+class KeyPrefetch:
+    """Keys being made in the background; `take()` waits for one (or makes one when none is left)."""
+
+    def __init__(self, count: int) -> None:
+        self._pool = ThreadPoolExecutor(count, thread_name_prefix="keygen")
+        self._futures = [self._pool.submit(new_key) for _ in range(count)]
+        self._pool.shutdown(wait=False)
+
+    def take(self) -> rsa.RSAPrivateKey:
+        return self._futures.pop(0).result() if self._futures else new_key()
 
 
 def make_authority(key: rsa.RSAPrivateKey, now: dt.datetime, lifetime: dt.timedelta) -> Authority:
@@ -150,16 +163,14 @@ def generate(
     lifetime: dt.timedelta,
     authority: Authority | None = None,
     now: dt.datetime | None = None,
+    keys: KeyPrefetch | None = None,
 ) -> tuple[Authority, Material]:
     """A leaf for the pod, signed by `authority` (a new private CA valid 10x the leaf when None)."""
     now = now or dt.datetime.now(dt.UTC)
+    keys = keys or KeyPrefetch(1 if authority is not None else 2)
     if authority is None:
-        with ThreadPoolExecutor(2, thread_name_prefix="keygen") as pool:
-            ca_key_future = pool.submit(new_key)
-            leaf_key = new_key()
-            authority = make_authority(ca_key_future.result(), now, lifetime * 10)
-    else:
-        leaf_key = new_key()
+        authority = make_authority(keys.take(), now, lifetime * 10)
+    leaf_key = keys.take()
     leaf = issue_leaf(authority, leaf_key, ips, names, now, lifetime)
     return authority, Material(
         ca_pem=cert_pem(authority.cert),

@@ -100,6 +100,21 @@ def _word(value: bool) -> str:
     return "true" if value else "false"
 
 
+def may_generate(settings: Settings, inputs: ConfInputs) -> bool:
+    """Whether the plan will likely generate certificates: worth starting on the keys early."""
+    if settings.tls in ("off", "mounted"):
+        return False
+    if settings.tls == "generate":
+        return True
+    try:
+        configured = _configured(inputs)
+    except InputError:
+        return False
+    return (
+        configured.https or configured.inter_comm or any({**configured.controller, **configured.coordinator}.values())
+    )
+
+
 def make_tls(
     settings: Settings, inputs: ConfInputs, tls_inputs: TlsInputs, ips: tuple[str, ...], notices: list[Notice]
 ) -> TlsPlan:

@@ -1,0 +1,208 @@
+"""`supervisor-pd plan` with TLS, as a user runs it: the certificates it makes or copies, and every
+refusal a MindIE binary would make at its start, made at plan time instead (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tests import certs
+from tests.helpers import base_env, run_cli
+
+MOUNT_FILES = {"ca": "ca/ca.pem", "cert": "certs/server.pem", "key": "keys/server.key.pem", "crl": "ca/crl.pem"}
+
+
+def plan(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = env if env is not None else base_env(tmp_path)
+    return run_cli(["plan", "--simulate", "800i-a2", "--output", str(tmp_path / "out"), "--json", *extra], environ)
+
+
+def home(tmp_path: Path) -> Path:
+    """The simulated Server's home: the folder above its binary."""
+    return tmp_path / "state" / "sim" / "800i-a2"
+
+
+def mount(tmp_path: Path, ca: certs.Issued, leaf: certs.Issued, key_mode: int = 0o400, **extra: bytes) -> Path:
+    folder = tmp_path / "mnt"
+    certs.write_pem(folder / MOUNT_FILES["ca"], ca.cert_pem, 0o444)
+    certs.write_pem(folder / MOUNT_FILES["cert"], leaf.cert_pem, 0o444)
+    certs.write_pem(folder / MOUNT_FILES["key"], leaf.key_pem(), key_mode)
+    for name, data in extra.items():
+        certs.write_pem(folder / MOUNT_FILES[name], data, 0o444)
+    return folder
+
+
+def mounted_env(tmp_path: Path, folder: Path) -> dict[str, str]:
+    env = base_env(tmp_path)
+    env.update(SUPERVISOR_PD_TLS="mounted", SUPERVISOR_PD_TLS_MOUNT=str(folder))
+    return env
+
+
+def refused(result: subprocess.CompletedProcess[str], tmp_path: Path, *needles: str) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip()
+    for needle in needles:
+        assert needle in line, line
+    assert not (tmp_path / "out").exists()
+    assert not (home(tmp_path) / "security").exists()
+    return line
+
+
+def test_generate_makes_a_pod_certificate_mindie_accepts(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    env.update(SUPERVISOR_PD_TLS="generate", POD_IP="127.0.0.2")
+    result = plan(tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    tls = json.loads(result.stdout)["tls"]
+    folder = Path(tls["folder"])
+    assert folder == home(tmp_path).resolve() / "security" / "supervisor-pd"
+    for name in ("ca.pem", "cert.pem", "cert.key.pem", "key_pwd.txt"):
+        info = (folder / name).lstat()
+        assert stat.S_IMODE(info.st_mode) == 0o400, name
+        assert info.st_uid == os.getuid()
+    assert (folder / "key_pwd.txt").read_bytes().strip()  # empty crashes the Controller
+    leaf = x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes())
+    ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    leaf.verify_directly_issued_by(ca)
+    assert leaf.version is x509.Version.v3
+    public = leaf.public_key()
+    assert isinstance(public, rsa.RSAPublicKey) and public.key_size >= 3072
+    usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= set(usages)
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"127.0.0.1", "127.0.0.2"} <= {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+    assert "localhost" in san.get_values_for_type(x509.DNSName)
+    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    assert lifetime.total_seconds() <= 168 * 3600 + 600
+    server = json.loads((tmp_path / "out" / "config1.json").read_text())["ServerConfig"]
+    assert (home(tmp_path) / server["tlsCert"]).resolve() == folder / "cert.pem"
+    assert all(link["encrypted"] for link in tls["links"])
+
+
+def test_generate_signs_with_a_mounted_site_ca(tmp_path: Path) -> None:
+    ca = certs.make_ca(name="site CA")
+    certs.write_pem(tmp_path / "mnt" / "ca" / "ca.pem", ca.cert_pem, 0o444)
+    certs.write_pem(tmp_path / "mnt" / "ca" / "ca.key.pem", ca.key_pem(), 0o400)
+    env = base_env(tmp_path)
+    env.update(SUPERVISOR_PD_TLS="generate", SUPERVISOR_PD_TLS_MOUNT=str(tmp_path / "mnt"))
+    result = plan(tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    folder = Path(json.loads(result.stdout)["tls"]["folder"])
+    leaf = x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes())
+    leaf.verify_directly_issued_by(ca.cert)
+    assert (folder / "ca.pem").read_bytes() == ca.cert_pem
+
+
+def test_mounted_certificates_are_copied_with_mindies_modes(tmp_path: Path) -> None:
+    ca = certs.make_ca()
+    leaf = certs.make_leaf(ca)
+    # A Secret volume's default mode: the key readable by all. Copied 0400; the plan warns.
+    folder = mount(tmp_path, ca, leaf, key_mode=0o644)
+    result = plan(tmp_path, env=mounted_env(tmp_path, folder))
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    copied = Path(data["tls"]["folder"])
+    assert (copied / "cert.key.pem").read_bytes() == leaf.key_pem()
+    assert stat.S_IMODE((copied / "cert.key.pem").stat().st_mode) == 0o400
+    assert any("defaultMode: 0400" in notice["message"] for notice in data["notices"])
+
+
+def test_a_crl_is_copied_and_named_in_every_config(tmp_path: Path) -> None:
+    ca = certs.make_ca()
+    folder = mount(tmp_path, ca, certs.make_leaf(ca), crl=certs.make_crl(ca))
+    result = plan(tmp_path, env=mounted_env(tmp_path, folder))
+    assert result.returncode == 0, result.stderr
+    server = json.loads((tmp_path / "out" / "config1.json").read_text())["ServerConfig"]
+    assert server["tlsCrlFiles"] == server["interCommTlsCrlFiles"] == ["crl.pem"]
+    items = json.loads((tmp_path / "out" / "ms_coordinator.json").read_text())["tls_config"]["status_tls_items"]
+    assert items["tls_crl"].endswith("/crl.pem")
+
+
+@pytest.mark.parametrize(
+    ("case", "needles"),
+    [
+        ("rsa2048", ("certs/server.pem", "2048-bit RSA key", "at least 3072")),
+        ("ec256", ("certs/server.pem", "EC key")),
+        ("expired", ("certs/server.pem", "expired")),
+        ("not-yet-valid", ("certs/server.pem", "not valid yet")),
+        ("v1", ("certs/server.pem", "X.509 v3")),
+        ("other-ca", ("certs/server.pem", "not signed by the CA")),
+        ("wrong-key", ("certs/server.pem", "does not belong to the private key")),
+        ("encrypted-key", ("keys/server.key.pem", "is encrypted")),
+        ("stale-crl", ("ca/crl.pem", "past its nextUpdate")),
+        ("revoked", ("certs/server.pem", "revoked")),
+        ("missing-ca", ("ca/ca.pem", "is missing")),
+    ],
+)
+def test_mounted_material_mindie_would_refuse_is_refused_at_plan_time(
+    tmp_path: Path, case: str, needles: tuple[str, ...]
+) -> None:
+    ca = certs.make_ca()
+    leaf = certs.make_leaf(ca)
+    extra: dict[str, bytes] = {}
+    if case == "rsa2048":
+        leaf = certs.make_leaf(ca, key="rsa2048")
+    elif case == "ec256":
+        leaf = certs.make_leaf(ca, key="ec256")
+    elif case == "expired":
+        leaf = certs.make_leaf(ca, not_before=certs.days(-10), not_after=certs.days(-1))
+    elif case == "not-yet-valid":
+        leaf = certs.make_leaf(ca, not_before=certs.days(1))
+    elif case == "v1":
+        leaf = certs.make_leaf(ca, version=1)
+    elif case == "other-ca":
+        leaf = certs.make_leaf(certs.make_ca(name="someone else"))
+    elif case == "stale-crl":
+        extra["crl"] = certs.make_crl(ca, next_update=certs.days(-1), last_update=certs.days(-2))
+    elif case == "revoked":
+        extra["crl"] = certs.make_crl(ca, revoked=[leaf])
+    folder = mount(tmp_path, ca, leaf, **extra)
+    if case == "wrong-key":
+        certs.write_pem(folder / MOUNT_FILES["key"], certs.make_leaf(ca).key_pem(), 0o400)
+    elif case == "encrypted-key":
+        certs.write_pem(folder / MOUNT_FILES["key"], leaf.key_pem(password=b"secret-pass"), 0o400)
+    elif case == "missing-ca":
+        (folder / MOUNT_FILES["ca"]).unlink()
+    refused(plan(tmp_path, env=mounted_env(tmp_path, folder)), tmp_path, *needles)
+
+
+def test_a_link_out_of_the_mount_is_refused(tmp_path: Path) -> None:
+    ca = certs.make_ca()
+    folder = mount(tmp_path, ca, certs.make_leaf(ca))
+    outside = certs.write_pem(tmp_path / "elsewhere.pem", ca.cert_pem, 0o444)
+    (folder / MOUNT_FILES["ca"]).unlink()
+    (folder / MOUNT_FILES["ca"]).symlink_to(outside)
+    refused(plan(tmp_path, env=mounted_env(tmp_path, folder)), tmp_path, "ca/ca.pem", "outside")
+
+
+def test_a_server_home_mindie_cannot_read_from_is_refused(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    odd = tmp_path / "mindie home"
+    odd.mkdir()
+    env.update(SUPERVISOR_PD_TLS="generate", MIES_INSTALL_PATH=str(odd))
+    result = plan(tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "' '" in result.stderr and "Server's home" in result.stderr
+    assert not (odd / "security").exists()
+
+
+def test_an_old_kmc_image_is_refused_with_the_tool_to_use(tmp_path: Path) -> None:
+    install = tmp_path / "mindie"
+    (install / "lib").mkdir(parents=True)
+    (install / "lib" / "libhse_cryption.so").write_bytes(b"")
+    env = base_env(tmp_path)
+    env.update(SUPERVISOR_PD_TLS="generate", MIES_INSTALL_PATH=str(install))
+    result = plan(tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "libhse_cryption.so" in result.stderr
+    assert "config_mindie_server_tls_cert.py" in result.stderr and "import_cert" in result.stderr
