@@ -180,11 +180,6 @@ class Settings(BaseSettings):
         description="Validity of a generated pod certificate; it is renewed, and the processes restarted one at a "
         "time, once two thirds of it have passed.",
     )
-    tls_kmc_tool: Path | None = Field(
-        None,
-        description="MindIE's config_mindie_server_tls_cert.py, for MindIE images that still encrypt keys with KMC: "
-        "with tls=generate the supervisor runs its gen_cert at start (after the one-off import_cert).",
-    )
     api_tls_cert: Path | None = Field(None, description="Certificate (PEM, chain) for TLS on supervisor_pd's port.")
     api_tls_key: Path | None = Field(None, description="Key for api_tls_cert (unencrypted PEM).")
     api_tls_client_ca: Path | None = Field(
