@@ -45,10 +45,6 @@ class Node:
     def key(self) -> tuple[str, int]:
         return self.ip, self.mgmt_port
 
-    @property
-    def base(self) -> str:
-        return f"http://{self.ip}:{self.mgmt_port}"
-
     def describe(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"server_ip": self.ip, "id": self.id, "host_ip": self.ip, "device": self.devices}
         if self.super_pod_id is not None:

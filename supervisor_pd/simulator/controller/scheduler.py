@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from supervisor_pd.simulator import motortls
 from supervisor_pd.simulator.controller.nodes import (
     Node,
     check_config,
@@ -84,8 +85,14 @@ class NodeScheduler:
         rates: tuple[int, int],
         coordinator: tuple[str, int],
         knobs: Knobs,
+        server_link: motortls.Link | None = None,
+        coordinator_link: motortls.Link | None = None,
     ) -> None:
         self.config = config
+        # request_server (toward the Servers' management ports) and request_coordinator (toward
+        # the Coordinator's manage port): plain, or the TLS contexts made at start.
+        self.server_link = server_link or motortls.Link()
+        self.coordinator_link = coordinator_link or motortls.Link()
         self.ranktable_path = ranktable_path
         self.rates = rates
         self.coordinator = coordinator
@@ -106,7 +113,9 @@ class NodeScheduler:
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timers.http_timeout)
-        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+        secure = self.server_link.context is not None or self.coordinator_link.context is not None
+        connector = (motortls.CheckedConnector if secure else aiohttp.TCPConnector)(limit=0)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             self._session = session
             if uses_clusterd():
                 # No ClusterD answers here: the wait runs out, as it does on hardware when ClusterD
@@ -220,7 +229,8 @@ class NodeScheduler:
 
     async def _get(self, node: Node, path: str) -> Any:
         try:
-            async with self.session.get(node.base + path) as response:
+            url = self.server_link.url(node.ip, node.mgmt_port, path)
+            async with self.session.get(url, **self.server_link.options) as response:
                 if response.status != 200:
                     return None
                 return await response.json(content_type=None)
@@ -231,7 +241,8 @@ class NodeScheduler:
         position = sorted(self.nodes).index(node.id)
         body = role_body(node, self.nodes, position, exclude)
         try:
-            async with self.session.post(f"{node.base}/v1/role/{node.role}", json=body) as response:
+            url = self.server_link.url(node.ip, node.mgmt_port, f"/v1/role/{node.role}")
+            async with self.session.post(url, json=body, **self.server_link.options) as response:
                 reply = await response.json(content_type=None) if response.status == 200 else None
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return False
@@ -362,5 +373,6 @@ class NodeScheduler:
         body = {"ids": [node.id for node in nodes], "instances": [instance(node, self.nodes) for node in nodes]}
         host, port = self.coordinator
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with self.session.post(f"http://{host}:{port}/v1/instances/refresh", json=body) as response:
+            url = self.coordinator_link.url(host, port, "/v1/instances/refresh")
+            async with self.session.post(url, json=body, **self.coordinator_link.options) as response:
                 await response.read()

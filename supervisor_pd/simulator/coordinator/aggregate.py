@@ -14,19 +14,24 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor_pd.simulator.coordinator.instances import Instance
+from supervisor_pd.simulator.motortls import Link
 
 
-async def _fetch(session: aiohttp.ClientSession, instance: Instance) -> str:
-    url = f"http://{instance.ip}:{instance.metric_port}/metrics"
+async def _fetch(session: aiohttp.ClientSession, instance: Instance, link: Link | None) -> str:
+    if link is None:  # mindie_mangment's files were refused: no scrape
+        return ""
+    url = link.url(instance.ip, instance.metric_port, "/metrics")
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=2), **link.options) as response:
             return await response.text() if response.status == 200 else ""
     except (aiohttp.ClientError, TimeoutError):
         return ""
 
 
-async def aggregate(session: aiohttp.ClientSession, instances: list[Instance]) -> str:
-    texts = await asyncio.gather(*(_fetch(session, instance) for instance in instances))
+async def aggregate(session: aiohttp.ClientSession, instances: list[Instance], link: Link | None = None) -> str:
+    """`link`: how to reach the Servers' metrics ports (mindie_mangment)."""
+    link = link if link is not None else Link()
+    texts = await asyncio.gather(*(_fetch(session, instance, link) for instance in instances))
     kinds: dict[str, str] = {}
     helps: dict[str, str] = {}
     sums: OrderedDict[tuple[str, str, tuple[tuple[str, str], ...]], float] = OrderedDict()

@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 
+from supervisor_pd.simulator.motortls import Link
+
 PREFILL_ROLE, DECODE_ROLE = 80, 68
 STATIC_LABELS = {2, 3}
 
@@ -111,8 +113,10 @@ class DecodeStream:
         waiters: dict[str, asyncio.Queue],
         max_retry: int,
         on_fault: Callable[[Instance], Awaitable[None]],
+        link: Link | None = None,
     ) -> None:
         self.instance = instance
+        self.link = link or Link()  # mindie_client
         self.session = session
         self.waiters = waiters
         self.max_retry = max_retry
@@ -134,7 +138,7 @@ class DecodeStream:
                 await task
 
     async def _run(self) -> None:
-        url = f"http://{self.instance.ip}:{self.instance.port}/dresult"
+        url = self.link.url(self.instance.ip, self.instance.port, "/dresult")
         retries_left: int | None = None  # set once an established stream has broken
         while True:
             if await self._stream(url):
@@ -155,7 +159,7 @@ class DecodeStream:
         """One connection to /dresult, read to its end; True if it was established."""
         try:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
-            async with self.session.get(url, timeout=timeout) as response:
+            async with self.session.get(url, timeout=timeout, **self.link.options) as response:
                 if response.status != 200:
                     raise aiohttp.ClientError(f"/dresult answered {response.status}")
                 self.connected.set()

@@ -16,13 +16,15 @@ import random
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from supervisor_pd.simulator import motortls
+from supervisor_pd.simulator.coordinator import tlslinks
 from supervisor_pd.simulator.coordinator.instances import DecodeStream, Instance, admit, log
 from supervisor_pd.simulator.files import motor_config_rules, motor_read_error
 from supervisor_pd.simulator.knobs import Knobs, first_time, load_knobs
@@ -49,6 +51,10 @@ class Settings:
     first_token_timeout: float
     infer_timeout: float
     reuse_time: float
+    # tls_config, by pair (motortls.COORDINATOR_PAIRS): request_server = the predict listener,
+    # controller_server = manage, status = status, external = /metrics; mindie_client = the
+    # client toward the Servers' business ports, mindie_mangment = toward their metrics ports.
+    tls: dict[str, motortls.TlsItems] = field(default_factory=dict)
 
 
 def _port(config: dict[str, Any], key: str) -> int:
@@ -85,9 +91,10 @@ def load_settings(argv: list[str]) -> Settings:
     mode = config.get("digs_scheduler_config", {}).get("deploy_mode")
     if mode not in ("single_node", "pd_separate", "pd_disaggregation", "pd_disaggregation_single_container"):
         raise ConfigError(f"digs_scheduler_config.deploy_mode {mode!r} is not valid")
-    for key, value in (config.get("tls_config") or {}).items():
-        if key.endswith("_tls_enable") and value is True and not key.startswith(("etcd", "alarm")):
-            raise ConfigError(f"tls_config.{key} is true: the simulated Coordinator speaks plain HTTP")
+    # Configure::ReadTlsConfig (IsJsonTlsInvalid): all eight switches, and the items of each one on.
+    pairs, problems = motortls.read_pairs(config.get("tls_config"), motortls.COORDINATOR_PAIRS)
+    if problems:
+        raise ConfigError("ReadTlsConfig failed, some params invalid!\n" + "\n".join(problems))
     limits = config.get("request_limit", {})
     exceptions = config.get("exception_config", {})
     max_requests = int(os.environ.get("MINDIE_MS_COORDINATOR_CONFIG_MAX_REQ") or limits.get("max_requests", 10000))
@@ -109,6 +116,7 @@ def load_settings(argv: list[str]) -> Settings:
         first_token_timeout=float(exceptions.get("first_token_timeout", 600)),
         infer_timeout=float(exceptions.get("infer_timeout", 600)),
         reuse_time=float(config.get("prometheus_metrics_config", {}).get("reuse_time", 3)),
+        tls=pairs,
     )
 
 
@@ -126,6 +134,8 @@ class Coordinator:
         self._ids = itertools.count(random.randrange(1, 2**40))  # noqa: S311
         self._metrics_cache: tuple[float, str] | None = None
         self.session: aiohttp.ClientSession | None = None
+        self.business = motortls.Link()  # mindie_client: P requests, /dresult, /v1/tokenizer
+        self.metrics_link = tlslinks.MetricsLink(settings.tls.get("mindie_mangment"))
 
     # --- readiness ----------------------------------------------------------------------
 
@@ -180,7 +190,9 @@ class Coordinator:
             log(f"instance {instance_id} added as {role} ({fresh.ip}:{fresh.port})")
             if fresh.is_decode:
                 assert self.session is not None
-                stream = DecodeStream(fresh, self.session, self.waiters, self.settings.max_retry, self.quarantine)
+                stream = DecodeStream(
+                    fresh, self.session, self.waiters, self.settings.max_retry, self.quarantine, self.business
+                )
                 self.streams[instance_id] = stream
                 stream.start()
         self.refreshed = True
@@ -269,7 +281,7 @@ class Coordinator:
         now = time.monotonic()
         if self._metrics_cache is None or now - self._metrics_cache[0] > self.settings.reuse_time:
             assert self.session is not None
-            text = await aggregate(self.session, list(self.instances.values()))
+            text = await aggregate(self.session, list(self.instances.values()), self.metrics_link.get())
             self._metrics_cache = (now, text)
         return web.Response(text=self._metrics_cache[1], content_type="text/plain")
 
@@ -285,22 +297,43 @@ async def _serve(settings: Settings, knobs: Knobs) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     coordinator = Coordinator(settings, knobs)
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+    business = tlslinks.business_link(settings.tls.get("mindie_client"))
+    if business is None:
+        return 0  # Coordinator::Run returned -1 at RequestRepeater::Init; main() ignores it
+    coordinator.business = business
+    secure = any(settings.tls[pair].enabled for pair in ("mindie_client", "mindie_mangment") if pair in settings.tls)
+    connector_type = motortls.CheckedConnector if secure else aiohttp.TCPConnector
+    connector = connector_type(limit=0, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20) as session:
         coordinator.session = session
         router = Router(coordinator, session)
-        apps = {
-            (settings.predict_ip, settings.predict_port): router.app(),
-            (settings.manage_ip, settings.manage_port): _manage_app(coordinator),
-            (settings.manage_ip, settings.status_port): _status_app(coordinator),
-            (settings.manage_ip, settings.external_port): _external_app(coordinator),
-        }
+        # Coordinator::Run: the manage, external and status servers start on their own threads,
+        # then the predict (data) server on the main one.
+        apps = (
+            (settings.manage_ip, settings.manage_port, _manage_app(coordinator), "controller_server"),
+            (settings.manage_ip, settings.status_port, _status_app(coordinator), "status"),
+            (settings.manage_ip, settings.external_port, _external_app(coordinator), "external"),
+            (settings.predict_ip, settings.predict_port, router.app(), "request_server"),
+        )
         runners = []
-        for (host, port), app in apps.items():
+        dead: list[Any] = []  # listeners whose TLS set-up failed (tlslinks.dead_listener)
+        for host, port, app, pair in apps:
+            context, refused = tlslinks.listener_context(settings.tls.get(pair))
+            if refused and pair == "request_server":
+                tlslinks.terminate()
+            if refused:
+                try:
+                    dead.append(tlslinks.dead_listener(host, port))
+                except OSError as exc:
+                    log(f"[ERROR] failed to listen on {host}:{port}: {exc.strerror}")
+                    return 1
+                continue
+            if context is not None:
+                app.middlewares.append(motortls.peer_key_middleware)
             runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
             await runner.setup()
             try:
-                await web.TCPSite(runner, host, port).start()
+                await web.TCPSite(runner, host, port, ssl_context=context).start()
             except OSError as exc:
                 log(f"[ERROR] failed to listen on {host}:{port}: {exc.strerror}")
                 return 1
@@ -316,6 +349,8 @@ async def _serve(settings: Settings, knobs: Knobs) -> int:
             await stream.stop()
         for runner in runners:
             await runner.cleanup()
+        for sock in dead:
+            sock.close()
     return 0
 
 
@@ -367,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(argv)
     except ConfigError as exc:
-        log(f"[ERROR] {exc}")
+        for line in str(exc).splitlines():
+            log(f"[ERROR] {line}")
         return 1
     return asyncio.run(_serve(settings, knobs))

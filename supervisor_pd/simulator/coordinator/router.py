@@ -72,7 +72,9 @@ class Router:
             return web.Response(status=503, text=NOT_READY)
         target = min(prefill, key=lambda i: i.outstanding)
         body = await request.read()
-        async with self.session.post(f"http://{target.ip}:{target.port}/v1/tokenizer", data=body) as response:
+        business = self.coordinator.business  # mindie_client (TokenizerRepeater)
+        url = business.url(target.ip, target.port, "/v1/tokenizer")
+        async with self.session.post(url, data=body, **business.options) as response:
             return web.Response(status=response.status, body=await response.read(), content_type="application/json")
 
     async def predict(self, request: web.Request) -> web.StreamResponse:
@@ -175,11 +177,14 @@ class Router:
         }
         if recompute:
             headers["is-recompute"] = "true"
-        url = f"http://{prefill.ip}:{prefill.port}{request.path_qs}"
+        business = self.coordinator.business  # mindie_client
+        url = business.url(prefill.ip, prefill.port, request.path_qs)
         timeout = aiohttp.ClientTimeout(total=self.coordinator.settings.first_token_timeout)
         for attempt in range(CONNECT_RETRIES):
             try:
-                async with self.session.post(url, data=raw, headers=headers, timeout=timeout) as response:
+                async with self.session.post(
+                    url, data=raw, headers=headers, timeout=timeout, **business.options
+                ) as response:
                     body = await response.read()
                     if response.status != 200:
                         raise Failure(response.status, body, response.content_type or "application/json")
