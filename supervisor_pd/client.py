@@ -20,7 +20,7 @@ from typing import Any
 from supervisor_pd import unixsock
 
 PROBES = {"startup": "/startupz", "readiness": "/readyz", "liveness": "/livez"}
-COMMANDS = ("probe", "status", "logs", "restart", "drain")
+COMMANDS = ("probe", "status", "logs", "restart", "drain", "renew-tls")
 OK, FAILED, BAD_INPUT = 0, 1, 2
 
 
@@ -317,7 +317,23 @@ def cmd_drain(api: Api, args: argparse.Namespace) -> int:
     return FAILED
 
 
-HANDLERS = {"probe": cmd_probe, "status": cmd_status, "logs": cmd_logs, "restart": cmd_restart, "drain": cmd_drain}
+def cmd_renew_tls(api: Api, args: argparse.Namespace) -> int:
+    status, body = api.json("POST", "/v1/tls/renew")
+    if status != 202:
+        sys.stderr.write(f"renew-tls: {_error(body)}\n")
+        return FAILED
+    sys.stdout.write("supervisor: renewing the pod certificate; each process restarts in turn to load it\n")
+    return OK
+
+
+HANDLERS = {
+    "probe": cmd_probe,
+    "status": cmd_status,
+    "logs": cmd_logs,
+    "restart": cmd_restart,
+    "drain": cmd_drain,
+    "renew-tls": cmd_renew_tls,
+}
 
 
 def _positive(text: str) -> float:
@@ -381,6 +397,12 @@ def add_commands(commands: Any) -> None:
     drain = commands.add_parser("drain", parents=[where], help="refuse new requests, finish those in flight, stop")
     drain.add_argument("--wait", action="store_true", help="return only when the supervisor has stopped")
     drain.add_argument("--wait-timeout", type=_positive, default=600.0, help="seconds to wait with --wait")
+
+    commands.add_parser(
+        "renew-tls",
+        parents=[where],
+        help="renew the generated pod certificate now; each process restarts in turn to load it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,12 +4,17 @@ MindIE reads its certificates once, at start: neither the Server (MindIE-LLM htt
 grpc_communication_mng.cpp) nor the Controller and Coordinator (MindIE-Motor HttpServer.cpp,
 HttpClient.cpp) reload them, and a peer refuses an expired certificate at the next handshake. So
 a renewal is: a new leaf from the same CA (every process already trusts it), the files swapped
-in one step (certfiles.py), supervisor_pd's own client context reloaded, then each process that
-still holds the old leaf restarted, one at a time: Servers, then the Coordinator, then the
-Controller. For each restart the HTTP port holds new requests (bounded) and waits for those in
-flight to finish before the process is stopped, and opens again only once the service is ready:
-requests wait, none is lost. A process started after the renewal (a Coordinator restarted by its
-own rules, say) already holds the new leaf and is skipped.
+in one step (certfiles.py), supervisor_pd's own client context reloaded, then every process
+restarted.
+
+All at once, behind one hold, not one after another: the HTTP port holds new requests (bounded),
+waits for those in flight to finish, restarts every process that still holds the old leaf (the
+engine starts them in dependency order: Servers, Coordinator, Controller) and opens again once the
+service is ready. One after another would cost one outage per Server rather than one, since a
+Server's restart breaks the Coordinator's links to it (a lost decode link quarantines every
+instance for 2 minutes in MindIE's Coordinator, runtime/mindie.py), and on an 800I each restart is
+a model load: all Servers load theirs at the same time. Requests through the port wait; none is
+lost. A process that restarted since the renewal already holds the new leaf and is left alone.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from supervisor_pd.api.proxy import Proxy
 from supervisor_pd.certfiles import CertKeeper
 from supervisor_pd.plan.model import TlsPlan
 from supervisor_pd.runtime.events import Restart
-from supervisor_pd.runtime.spec import Kind
 from supervisor_pd.runtime.tlsclient import reload
 
 if TYPE_CHECKING:
@@ -104,39 +108,32 @@ class Renewal:
         reload(self.tls)
         self.renewals += 1
         self.log(
-            f"tls: certificate renewed (valid until {material.not_after:%Y-%m-%d %H:%M:%S} UTC); restarting each "
-            "process in turn to load it"
+            f"tls: certificate renewed (valid until {material.not_after:%Y-%m-%d %H:%M:%S} UTC); holding new "
+            "requests while every process restarts to load it"
         )
-        before = {p.name: p.pid for p in self.view().processes}
-        order = [Kind.SERVER, Kind.COORDINATOR, Kind.CONTROLLER]
-        for kind in order:
-            for process in self.view().of_kind(kind):
-                current = self.view().process(process.name)
-                if current is None or current.pid != before.get(process.name) or current.pid is None:
-                    continue  # started since the renewal, or not running: it reads the new files when it starts
-                await self._restart(process.name)
-        self.log("tls: every process runs with the renewed certificate")
-
-    async def _restart(self, name: str) -> None:
         proxy = self.proxy
         proxy.open.clear()
         try:
             try:
                 await asyncio.wait_for(proxy.idle.wait(), self.stop_seconds)
             except TimeoutError:
-                self.log(f"tls: requests still in flight after {self.stop_seconds:g} s; restarting {name} anyway")
-            old = self.view().process(name)
-            old_pid = old.pid if old is not None else None
-            self.post(Restart(name))
+                self.log(f"tls: requests still in flight after {self.stop_seconds:g} s; restarting anyway")
+            old = {p.name: p.pid for p in self.view().processes if p.pid is not None}
+            for name in old:
+                self.post(Restart(name))
             deadline = time.monotonic() + self.ready_seconds
             while time.monotonic() < deadline:
                 snap = self.view()
-                now = snap.process(name)
                 if snap.stopping:
                     return
-                if now is not None and now.pid not in (None, old_pid) and now.up and snap.ready:
+                fresh = all(
+                    (now := snap.process(name)) is not None and now.pid not in (None, pid) and now.up
+                    for name, pid in old.items()
+                )
+                if fresh and snap.ready:
+                    self.log("tls: every process runs with the renewed certificate")
                     return
                 await asyncio.sleep(POLL)
-            self.log(f"tls: {name} did not come back ready within {self.ready_seconds:g} s; moving on")
+            self.log(f"tls: the service was not ready again within {self.ready_seconds:g} s of the renewal")
         finally:
             proxy.open.set()
