@@ -154,7 +154,13 @@ def started(run: SupervisorRun, split: bool) -> Iterator[set[int]]:
 
 
 def load(
-    url: str, mode: str, concurrency: int, seconds: float, max_tokens: int = 2, cpus: set[int] | None = None
+    url: str,
+    mode: str,
+    concurrency: int,
+    seconds: float,
+    max_tokens: int = 2,
+    cpus: set[int] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     argv = [
         sys.executable,
@@ -168,6 +174,7 @@ def load(
         str(seconds),
         "--max-tokens",
         str(max_tokens),
+        *extra,
     ]
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if cpus:
@@ -178,20 +185,22 @@ def load(
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-def measure(url: str, seconds: float, pid: int | None, chunks: int, cpus: set[int] | None = None) -> dict[str, float]:
+def measure(
+    url: str, seconds: float, pid: int | None, chunks: int, cpus: set[int] | None = None, extra: tuple[str, ...] = ()
+) -> dict[str, float]:
     """One target: json C=1 and C=16, sse C=1 and C=16; CPU of `pid` during the C=16 SSE run."""
     figures: dict[str, float] = {}
-    one = load(url, "json", 1, seconds, cpus=cpus)
+    one = load(url, "json", 1, seconds, cpus=cpus, extra=extra)
     figures["json_p50"], figures["json_p99"] = pct(one["total"], 0.5), pct(one["total"], 0.99)
-    many = load(url, "json", 16, seconds, cpus=cpus)
+    many = load(url, "json", 16, seconds, cpus=cpus, extra=extra)
     figures["json_rps"] = len(many["total"]) / many["seconds"]
     figures["json_errors"] = len(one["errors"]) + len(many["errors"])
-    one = load(url, "sse", 1, seconds, max_tokens=chunks, cpus=cpus)
+    one = load(url, "sse", 1, seconds, max_tokens=chunks, cpus=cpus, extra=extra)
     figures["ttfb_p50"], figures["ttfb_p99"] = pct(one["ttfb"], 0.5), pct(one["ttfb"], 0.99)
     figures["stream_p50"] = pct(one["total"], 0.5)
     figures["events"] = statistics.median(one["events"])
     before = cpu_seconds(pid) if pid else 0.0
-    many = load(url, "sse", 16, seconds, max_tokens=chunks, cpus=cpus)
+    many = load(url, "sse", 16, seconds, max_tokens=chunks, cpus=cpus, extra=extra)
     spent = cpu_seconds(pid) - before if pid else 0.0
     events = sum(many["events"])
     figures["chunks_per_s"] = events / many["seconds"]

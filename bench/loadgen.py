@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 import time
 from urllib.parse import urlsplit
@@ -73,7 +74,15 @@ async def main(args: argparse.Namespace) -> None:
         }
     ).encode()
     out: dict[str, list] = {"ttfb": [], "total": [], "events": [], "errors": []}
-    connector = aiohttp.TCPConnector(limit=0)
+    context = None
+    if args.tls_dir:
+        # The pod's certificate set (docs/tls.md): a MindIE listener wants a client certificate.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.check_hostname = False
+        context.load_verify_locations(f"{args.tls_dir}/ca.pem")
+        context.load_cert_chain(f"{args.tls_dir}/cert.pem", f"{args.tls_dir}/cert.key.pem")
+    connector = aiohttp.TCPConnector(limit=0, ssl=context or True)
     timeout = aiohttp.ClientTimeout(total=args.seconds + 60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         # Warm the connections first, outside the measured window.
@@ -95,6 +104,7 @@ def cli() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--max-tokens", type=int, default=2)
+    parser.add_argument("--tls-dir", help="folder of ca.pem, cert.pem, cert.key.pem for an https:// URL")
     args = parser.parse_args()
     if uvloop is not None:
         uvloop.install()
