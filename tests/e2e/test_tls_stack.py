@@ -258,3 +258,34 @@ def test_a_bad_port_certificate_stops_run_before_anything_starts(tmp_path: Path,
         assert not stack.out.exists()
     finally:
         stack.cleanup()
+
+
+def test_mounted_certificates_with_a_crl_serve(tmp_path: Path) -> None:
+    """SUPERVISOR_PD_TLS=mounted: a site's CA, pod certificate and CRL from a read-only mount (a
+    Secret's default mode 0644 included) serve every link as generated ones do."""
+    ca = certs.make_ca(name="site CA")
+    leaf = certs.make_leaf(ca, ips=["127.0.0.1"])
+    mount = tmp_path / "mnt"
+    certs.write_pem(mount / "ca" / "ca.pem", ca.cert_pem, 0o644)
+    certs.write_pem(mount / "certs" / "server.pem", leaf.cert_pem, 0o644)
+    certs.write_pem(mount / "keys" / "server.key.pem", leaf.key_pem(), 0o644)
+    certs.write_pem(mount / "ca" / "crl.pem", certs.make_crl(ca, revoked=[certs.make_leaf(ca)]), 0o644)
+    mount.chmod(0o555)
+    env = {"SUPERVISOR_PD_TLS": "mounted", "SUPERVISOR_PD_TLS_MOUNT": str(mount)}
+    try:
+        serve_mounted(tmp_path, env, leaf)
+    finally:
+        mount.chmod(0o755)
+
+
+def serve_mounted(tmp_path: Path, env: dict[str, str], leaf: certs.Issued) -> None:
+    with running(tmp_path / "run", env=env) as run:
+        items = json.loads((run.out / "ms_coordinator.json").read_text())["tls_config"]["request_server_tls_items"]
+        assert Path(items["tls_cert"]).read_bytes() == leaf.cert_pem
+        assert items["tls_crl"].endswith("crl.pem")
+        code, body = get(run.ports.predict, "/v1/chat/completions", context(run), "POST", CHAT)
+        assert code == 200, body
+        code, body = run.api(
+            "POST", "/v1/chat/completions", json.loads(CHAT), headers={"Content-Type": "application/json"}
+        )
+        assert code == 200, body
