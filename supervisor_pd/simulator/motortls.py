@@ -17,9 +17,12 @@ Each link has a `<pair>_tls_enable` switch and `<pair>_tls_items` in `tls_config
   the key and password files within 0640, the others any mode, and no owner check.
   `tls_passwd` is a plaintext file; its content without one trailing newline is the key's
   password, used only if the key is encrypted.
-- On every handshake (`peer_key_problem`, `VerifyCallback` in ConfigParams.cpp): the peer chain
+- On every handshake (`VerifyCallback`, `CertVerify` in ConfigParams.cpp): the peer chain
   verified against `ca_cert`, the CRL (`tls_crl`, checked then like the other files) for the
   peer's own certificate, and the peer's key RSA >= 2048 or EC >= 256 bits. No host name check.
+  The key rule needs no code here: OpenSSL's security level 2 (Python's default) refuses RSA keys
+  under 2048 bits in the peer's chain, and TLS 1.3 has no signature scheme for EC curves under
+  256 bits, so no peer whose handshake succeeds could fail MindIE's check.
 """
 
 from __future__ import annotations
@@ -28,9 +31,6 @@ import os
 import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-import aiohttp
-from aiohttp import web
 
 from supervisor_pd.simulator import tls
 from supervisor_pd.simulator.files import motor_read_error
@@ -190,50 +190,6 @@ def client_context(items: TlsItems) -> tuple[ssl.SSLContext, list[str]]:
         return tls.client_context(made.identity, check_hostname=False), made.warnings
     except tls.TlsError as exc:
         raise tls.TlsError(f"Failed to use the private key file for the HTTP client, reason: {exc}.") from None
-
-
-# --- the peer's key, on every connection ----------------------------------------------------
-
-_verdicts: dict[bytes, str | None] = {}
-
-
-def _verdict(ssl_object: Any) -> str | None:
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    if der is None:
-        return tls.peer_key_problem(None)
-    if der not in _verdicts:
-        if len(_verdicts) > 256:
-            _verdicts.clear()
-        _verdicts[der] = tls.peer_key_problem(der)
-    return _verdicts[der]
-
-
-@web.middleware
-async def peer_key_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """A listener's end of CertVerify: a client whose key is too small is cut off before its
-    request is handled (MindIE fails the handshake; the effect for the client is the same)."""
-    transport = request.transport
-    problem = _verdict(transport.get_extra_info("ssl_object")) if transport is not None else None
-    if problem is not None:
-        if transport is not None:
-            transport.abort()
-        raise web.HTTPForbidden(text=problem)
-    return await handler(request)
-
-
-class CheckedConnector(aiohttp.TCPConnector):
-    """A client's end of CertVerify: a TLS connection to a server whose key is too small is
-    closed before any request is sent on it."""
-
-    async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109
-        protocol = await super()._create_connection(req, traces, timeout)
-        transport = protocol.transport
-        if transport is not None and transport.get_extra_info("ssl_object") is not None:
-            problem = _verdict(transport.get_extra_info("ssl_object"))
-            if problem is not None:
-                protocol.close()
-                raise aiohttp.ClientConnectionError(f"Verify failed in callback: {problem}")
-        return protocol
 
 
 @dataclass(frozen=True)

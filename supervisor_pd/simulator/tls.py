@@ -16,8 +16,10 @@ What the contexts do, whoever builds them:
   `| X509_V_FLAG_CRL_CHECK_ALL` (chain): a certificate whose issuer has no CRL fails, and so does
   any certificate once the CRL is past its nextUpdate (OpenSSL's `check_crl_time`), whatever
   warning MindIE printed before.
-- Python's default security level (2) also refuses RSA keys under 2048 bits and EC keys under 224
-  anywhere in a peer's chain; MindIE-Motor's own check (`peer_key_problem`) is stricter for EC.
+- Python's default security level (2) refuses RSA keys under 2048 bits anywhere in a peer's chain
+  (MindIE's own OpenSSL keeps level 1; a CA key that small is refused here only), and TLS 1.3
+  signs with EC curves of 256 bits or more only: MindIE-Motor's peer key rule (RSA >= 2048, EC >=
+  256) holds for every handshake that succeeds.
 """
 
 from __future__ import annotations
@@ -194,19 +196,3 @@ def crl_expired(crl: Any) -> bool:
     """X509_cmp_current_time(nextUpdate) < 0; a CRL without nextUpdate never expires."""
     next_update = crl.next_update_utc
     return next_update is not None and next_update < datetime.datetime.now(datetime.UTC)
-
-
-def peer_key_problem(der: bytes | None) -> str | None:
-    """MindIE-Motor ConfigParams.cpp `CertVerify` (called from `VerifyCallback` on every handshake,
-    both ends): the peer's own certificate must carry an RSA key of at least 2048 bits or an EC key
-    of at least 256 bits; other key types pass. None when it is acceptable."""
-    if der is None:
-        return "Certificate not found in SSL context."
-    from cryptography import x509
-
-    kind, bits = key_facts(x509.load_der_x509_certificate(der).public_key())
-    if kind == "RSA" and bits < 2048:
-        return "RSA key length is too short, key length is less than 2048."
-    if kind == "EC" and bits < 256:
-        return "ECDSA key length is too short, key length is less than 256."
-    return None

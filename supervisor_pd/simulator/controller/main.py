@@ -150,7 +150,7 @@ async def _run(
             "[StatusUpdater] Initialize status updater failed because create server client or "
             "coordinator client failed.",
         )
-    runner = web.AppRunner(_probe_app(tls=context is not None), access_log=None)
+    runner = web.AppRunner(_probe_app(), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, ip, port, ssl_context=context).start()
@@ -187,14 +187,14 @@ def _coordinator_ip(ranktable: Path) -> str:
     return "127.0.0.1"
 
 
-def _probe_app(tls: bool = False) -> web.Application:
+def _probe_app() -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         # Routes match by prefix, as the Controller's HttpServer does.
         if request.method == "GET" and request.path.startswith(("/v1/startup", "/v1/health")):
             return web.json_response(_PROBE_BODY)
         return web.Response(status=404, text=f"Cannot find the resource {request.path}")
 
-    app = web.Application(middlewares=[motortls.peer_key_middleware] if tls else [])
+    app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
 

@@ -113,9 +113,7 @@ class NodeScheduler:
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timers.http_timeout)
-        secure = self.server_link.context is not None or self.coordinator_link.context is not None
-        connector = (motortls.CheckedConnector if secure else aiohttp.TCPConnector)(limit=0)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
             self._session = session
             if uses_clusterd():
                 # No ClusterD answers here: the wait runs out, as it does on hardware when ClusterD

@@ -301,9 +301,7 @@ async def _serve(settings: Settings, knobs: Knobs) -> int:
     if business is None:
         return 0  # Coordinator::Run returned -1 at RequestRepeater::Init; main() ignores it
     coordinator.business = business
-    secure = any(settings.tls[pair].enabled for pair in ("mindie_client", "mindie_mangment") if pair in settings.tls)
-    connector_type = motortls.CheckedConnector if secure else aiohttp.TCPConnector
-    connector = connector_type(limit=0, keepalive_timeout=60)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector, read_bufsize=1 << 20) as session:
         coordinator.session = session
         router = Router(coordinator, session)
@@ -328,8 +326,6 @@ async def _serve(settings: Settings, knobs: Knobs) -> int:
                     log(f"[ERROR] failed to listen on {host}:{port}: {exc.strerror}")
                     return 1
                 continue
-            if context is not None:
-                app.middlewares.append(motortls.peer_key_middleware)
             runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
             await runner.setup()
             try:
