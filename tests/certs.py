@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-KeyKind = str  # "rsa2048" | "rsa3072" | "rsa4096" | "ec224" | "ec256" | "ec384"
+KeyKind = str  # "rsa1024" | "rsa2048" | "rsa3072" | "rsa4096" | "ec224" | "ec256" | "ec384"
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 _CURVES = {"ec224": ec.SECP224R1, "ec256": ec.SECP256R1, "ec384": ec.SECP384R1}
 
@@ -47,7 +47,7 @@ def _now() -> datetime.datetime:
 
 
 def new_key(kind: KeyKind = "rsa3072") -> PrivateKey:
-    """A fresh private key: "rsa2048", "rsa3072", "rsa4096", "ec224", "ec256" or "ec384"."""
+    """A fresh private key: "rsa<bits>" (1024 and up), "ec224", "ec256" or "ec384"."""
     if kind.startswith("rsa"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
     return ec.generate_private_key(_CURVES[kind]())

@@ -18,3 +18,20 @@ def make_stack(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     yield make
     for stack in stacks:
         stack.stop_all()
+
+
+@pytest.fixture
+def make_tls_stack(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    """Like make_stack, for tests/integration/simulator/tlsstack.TlsStack."""
+    from tests.integration.simulator.tlsstack import TlsStack
+
+    stacks: list[TlsStack] = []
+
+    def make(**kwargs) -> TlsStack:  # type: ignore[no-untyped-def]
+        stack = TlsStack(tmp_path / f"tls{len(stacks)}", **kwargs)
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop_all()
