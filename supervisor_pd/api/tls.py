@@ -24,12 +24,13 @@ def server_context(settings: Settings) -> ssl.SSLContext | None:
     if cert is None or key is None:
         missing = env_name("api_tls_cert") if cert is None else env_name("api_tls_key")
         raise InputError(missing, "must be set too: TLS on the HTTP port needs a certificate and its key")
+    for field, path in (("api_tls_cert", cert), ("api_tls_key", key), ("api_tls_client_ca", client_ca)):
+        if path is not None and not path.is_file():
+            raise InputError(env_name(field), f"{path} is not a file")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(str(cert), str(key))
-    except FileNotFoundError as exc:
-        raise InputError(env_name("api_tls_cert"), f"{exc.filename} does not exist") from None
     except (ssl.SSLError, OSError) as exc:
         raise InputError(
             env_name("api_tls_cert"), f"{cert} with {key} cannot be used (PEM certificate, unencrypted key): {exc}"
