@@ -25,6 +25,7 @@ MAX_HEAD = 16 * 1024
 MAX_BODY = 32 * 1024 * 1024
 IDLE_SECONDS = 75.0
 HANDSHAKE_SECONDS = 10.0
+TLS_HANDSHAKE = b"\x16"  # the content type of a TLS handshake record, a ClientHello's first byte
 
 
 class HttpError(Exception):
@@ -183,7 +184,14 @@ class HttpServer:
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[Request, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
+    first = await reader.readexactly(1)
+    if first == TLS_HANDSHAKE:
+        # A TLS ClientHello on a plain listener. MindIE's server (cpp-httplib, read timeout 60 s,
+        # MindIE-LLM http_server.cpp) answers 400 if the hello happens to hold a newline byte,
+        # else says nothing until the client gives up. Either way the handshake fails; here it
+        # fails at once, as if the newline were always there.
+        raise HttpError(400, "malformed request line")
+    head = first + await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
