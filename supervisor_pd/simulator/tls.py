@@ -1,8 +1,8 @@
 """TLS for the simulated binaries: SSL contexts made the way MindIE's own OpenSSL set-ups make them,
 and the certificate facts MindIE checks before it uses them.
 
-Only imported when a TLS switch is on, so a plain simulated Server stays small; `cryptography` is
-imported on first use inside the functions that read certificates. Which binary checks what, and
+Only imported when a TLS switch is on. Certificates are read with `der.py`, not `cryptography`,
+which would cost a simulated Server a quarter of its memory budget. Which binary checks what, and
 where MindIE does it, is in `server/tlsconf.py` (the Server) and `motortls.py` (Controller and
 Coordinator); this module holds what they share.
 
@@ -33,6 +33,8 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from supervisor_pd.simulator import der
 
 HANDSHAKE_SECONDS = 10.0
 PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
@@ -138,61 +140,50 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
-# --- certificate facts (cryptography, imported on first use) --------------------------------
+# --- certificate facts (read from the DER: no cryptography in a simulated Server) ------------
 
 
-def first_certificate(data: bytes) -> Any:
-    """The first PEM certificate in `data` (as PEM_read_X509 reads it), or TlsError."""
-    from cryptography import x509
-
-    match = PEM_CERT.search(data)
-    if match is None:
-        raise TlsError("Certificate file is empty or invalid")
+def first_certificate(data: bytes) -> der.CertFacts:
+    """The first PEM certificate in `data`, as PEM_read_X509 reads it, or TlsError."""
     try:
-        return x509.load_pem_x509_certificate(match.group(0))
-    except ValueError:
+        blocks = der.pem_blocks(data, "CERTIFICATE")
+        if not blocks:
+            raise der.DerError("no certificate")
+        return der.certificate(blocks[0])
+    except der.DerError:
         raise TlsError("Certificate file is empty or invalid") from None
 
 
-def is_v3(cert: Any) -> bool:
-    from cryptography import x509
-
-    return bool(cert.version == x509.Version.v3)
+def is_v3(cert: der.CertFacts) -> bool:
+    return cert.version == 3
 
 
-def validity_problem(cert: Any) -> str | None:
+def validity_problem(cert: der.CertFacts) -> str | None:
     """'after' (notAfter has passed) or 'before' (notBefore is still ahead), or None."""
     now = datetime.datetime.now(datetime.UTC)
-    if cert.not_valid_after_utc < now:
+    if cert.not_after < now:
         return "after"
-    if cert.not_valid_before_utc > now:
+    if cert.not_before > now:
         return "before"
     return None
 
 
-def key_facts(public_key: Any) -> tuple[str, int]:
+def key_facts(cert: der.CertFacts) -> tuple[str, int]:
     """('RSA'|'EC'|other, bits) as EVP_PKEY_id / EVP_PKEY_get_bits report them."""
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return "RSA", public_key.key_size
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return "EC", public_key.curve.key_size
-    size = getattr(public_key, "key_size", 0)
-    return type(public_key).__name__, int(size)
+    return cert.key_kind, cert.key_bits
 
 
-def read_crl(data: bytes) -> Any:
-    """A PEM CRL (PEM_read_X509_CRL), or TlsError."""
-    from cryptography import x509
-
+def read_crl(data: bytes) -> der.CrlFacts:
+    """The first PEM CRL in `data` (PEM_read_X509_CRL), or TlsError."""
     try:
-        return x509.load_pem_x509_crl(data)
-    except ValueError:
+        blocks = der.pem_blocks(data, "X509 CRL")
+        if not blocks:
+            raise der.DerError("no CRL")
+        return der.crl(blocks[0])
+    except der.DerError:
         raise TlsError("Failed to parse X509 CRL") from None
 
 
-def crl_expired(crl: Any) -> bool:
+def crl_expired(crl: der.CrlFacts) -> bool:
     """X509_cmp_current_time(nextUpdate) < 0; a CRL without nextUpdate never expires."""
-    next_update = crl.next_update_utc
-    return next_update is not None and next_update < datetime.datetime.now(datetime.UTC)
+    return crl.next_update is not None and crl.next_update < datetime.datetime.now(datetime.UTC)

@@ -105,7 +105,7 @@ def https_context(cert_set: CertSet) -> HttpsContext:
     when = tls.validity_problem(cert)
     if when is not None:
         raise fail(f"Certificate has expired! current time {when} cert time.\nFailed to load server cert")
-    _, bits = tls.key_facts(cert.public_key())
+    _, bits = tls.key_facts(cert)
     if bits < MIN_KEY_BITS:
         raise fail(f"Certificate key length is too short, key length < {MIN_KEY_BITS}\nFailed to load server cert")
     key_path = _canonical(work + cert_set.key)

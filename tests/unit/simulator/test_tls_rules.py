@@ -175,12 +175,32 @@ def test_an_unreadable_or_expired_crl_still_makes_a_context_that_refuses_peers(t
 
 def test_the_test_pki_keeps_its_promises() -> None:
     ca = make_ca()
-    assert tls.is_v3(make_leaf(ca).cert)
-    assert not tls.is_v3(make_leaf(ca, version=1).cert)
-    assert tls.validity_problem(make_leaf(ca, not_after=days(-1)).cert) == "after"
-    assert tls.validity_problem(make_leaf(ca, not_before=days(1)).cert) == "before"
-    assert tls.key_facts(make_leaf(ca, key="ec256").cert.public_key()) == ("EC", 256)
-    assert tls.key_facts(make_leaf(ca, key="rsa2048").cert.public_key()) == ("RSA", 2048)
+    facts = tls.first_certificate
+    assert tls.is_v3(facts(make_leaf(ca).cert_pem))
+    assert not tls.is_v3(facts(make_leaf(ca, version=1).cert_pem))
+    assert tls.validity_problem(facts(make_leaf(ca, not_after=days(-1)).cert_pem)) == "after"
+    assert tls.validity_problem(facts(make_leaf(ca, not_before=days(1)).cert_pem)) == "before"
+    assert tls.validity_problem(facts(make_leaf(ca).cert_pem)) is None
+    for kind, expected in (("ec224", ("EC", 224)), ("ec256", ("EC", 256)), ("ec384", ("EC", 384))):
+        assert tls.key_facts(facts(make_leaf(ca, key=kind).cert_pem)) == expected
+    for bits in (1024, 2048, 3072, 4096):
+        assert tls.key_facts(facts(make_leaf(ca, key=f"rsa{bits}").cert_pem)) == ("RSA", bits)
     assert tls.crl_expired(tls.read_crl(make_crl(ca, next_update=days(-1))))
     assert not tls.crl_expired(tls.read_crl(make_crl(ca)))
     assert make_ca().cert.not_valid_before_utc < datetime.datetime.now(datetime.UTC)
+
+
+def test_der_reads_what_cryptography_reads() -> None:
+    ca = make_ca()
+    leaf = make_leaf(ca, not_before=days(-3), not_after=days(9000))  # beyond 2049: GeneralizedTime
+    facts = tls.first_certificate(b"junk before\n" + leaf.cert_pem + ca.cert_pem)
+    assert facts.not_after == leaf.cert.not_valid_after_utc
+    assert facts.not_before == leaf.cert.not_valid_before_utc
+    crl = tls.read_crl(make_crl(ca, next_update=days(2)))
+    assert crl.next_update is not None
+    assert crl.next_update > datetime.datetime.now(datetime.UTC)
+    for bad in (b"", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", ca.cert_pem[:200]):
+        with pytest.raises(tls.TlsError):
+            tls.first_certificate(bad)
+    with pytest.raises(tls.TlsError):
+        tls.read_crl(ca.cert_pem)
