@@ -62,6 +62,10 @@ RUN_MODE = 0o700
 FILE_MODE = 0o644
 TOOL_MODE = 0o755
 RUN = "run"  # device locks and fault markers of the simulated processes: live state, never compared
+# The Server home's certificate folder (its config paths are `security/...` under the root, as
+# under a real install): written by whoever sets TLS up, never compared, so that it does not
+# make the host look changed. A host rebuilt for another reason starts without it.
+SECURITY = "security"
 
 
 def build_sim_host(profile: HostProfile, root: Path) -> SimHost:
@@ -162,13 +166,16 @@ def _check_replaceable(root: Path) -> None:
 
 
 def _matches(root: Path, files: dict[str, tuple[bytes, int]]) -> bool:
-    """Whether `root` holds exactly `files` and their folders (run/ aside), with the same modes."""
+    """Whether `root` holds exactly `files` and their folders (run/ and security/ aside), with the
+    same modes."""
     folders = _folders(files)
     seen_files: set[str] = set()
     seen_folders: set[str] = set()
     for top, dirs, names in os.walk(root):
         relative = os.path.relpath(top, root)
         here = "" if relative == "." else relative
+        if not here and Path(top, SECURITY).is_dir() and not Path(top, SECURITY).is_symlink():
+            dirs[:] = [name for name in dirs if name != SECURITY]
         seen_folders.add(here)
         if not _same_mode(Path(top), folders.get(here), stat.S_ISDIR):
             return False

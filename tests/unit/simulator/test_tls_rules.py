@@ -204,3 +204,12 @@ def test_der_reads_what_cryptography_reads() -> None:
             tls.first_certificate(bad)
     with pytest.raises(tls.TlsError):
         tls.read_crl(ca.cert_pem)
+
+
+def test_certificates_in_the_hosts_security_folder_do_not_make_it_look_changed(tmp_path: Path) -> None:
+    root = build_sim_host(PROFILES["800i-a2"], tmp_path / "host").root
+    write_pem(root / "security" / "certs" / "server.pem", b"certificate", 0o400)
+    inode = root.stat().st_ino
+    build_sim_host(PROFILES["800i-a2"], root)
+    assert root.stat().st_ino == inode  # reused, not rebuilt
+    assert (root / "security" / "certs" / "server.pem").read_bytes() == b"certificate"
