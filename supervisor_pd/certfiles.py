@@ -47,6 +47,12 @@ def install(tls: TlsPlan, material: pki.Material) -> Path:
             tls_plan.KEY: material.key_pem,
             tls_plan.PASSWORD: PASSWORD_TEXT,
         }
+        if material.kmc is not None:
+            files[tls_plan.PASSWORD] = material.kmc.password
+            files[tls_plan.KSF_MASTER] = material.kmc.ksf_master
+            files[tls_plan.KSF_STANDBY] = material.kmc.ksf_standby
+            files[tls_plan.CLIENT_CERT] = material.kmc.client_cert_pem
+            files[tls_plan.CLIENT_KEY] = material.kmc.client_key_pem
         if tls.crl and material.crl_pem is not None:
             files[tls_plan.CRL] = material.crl_pem
         for name, content in files.items():

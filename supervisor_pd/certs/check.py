@@ -64,9 +64,12 @@ def check_validity(cert: x509.Certificate, now: dt.datetime, what: str = "certif
 
 
 def check_leaf(
-    cert: x509.Certificate, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, ca: x509.Certificate, now: dt.datetime
+    cert: x509.Certificate,
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None,
+    ca: x509.Certificate,
+    now: dt.datetime,
 ) -> None:
-    """The leaf every MindIE process of the pod presents."""
+    """The leaf every MindIE process of the pod presents; `key` None: it cannot be read here (KMC)."""
     if cert.version is not x509.Version.v3:
         raise CertProblem("is not an X.509 v3 certificate: MindIE's gRPC link (P<->D) refuses it")
     check_validity(cert, now)
@@ -82,7 +85,7 @@ def check_leaf(
         raise CertProblem(
             f"has a {public.key_size}-bit RSA key: MindIE's Server requires at least {KEY_BITS} bits (http_ssl.cpp)"
         )
-    if key.public_key().public_numbers() != public.public_numbers():  # type: ignore[union-attr]
+    if key is not None and key.public_key().public_numbers() != public.public_numbers():  # type: ignore[union-attr]
         raise CertProblem("does not belong to the private key given with it (the key is another certificate's)")
     check_issued_by(cert, ca)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor_pd.certs import check
-from supervisor_pd.certs.pki import Authority, Material, load_authority
+from supervisor_pd.certs.pki import Authority, Kmc, Material, load_authority
 from supervisor_pd.confdir import ConfInputs, show_path
 from supervisor_pd.errors import InputError
 from supervisor_pd.platform.facts import Level, Notice
@@ -40,6 +40,12 @@ MOUNT_CRL = "ca/crl.pem"
 MOUNT_CA_KEY = "ca/ca.key.pem"
 MOUNT_CA_KEY_PASSWORD = "ca/ca_key_pwd.txt"  # noqa: S105 (a file name)
 KMC_LIBRARY = "lib/libhse_cryption.so"
+# Old (KMC) images: what MindIE's config_mindie_server_tls_cert.py made, and supervisor_pd's own client.
+MOUNT_KMC_PASSWORD = "pass/key_pwd.txt"  # noqa: S105 (a file name)
+MOUNT_KSF_MASTER = "ksf/ksfa"
+MOUNT_KSF_STANDBY = "ksf/ksfb"
+MOUNT_CLIENT_CERT = "client/cert.pem"
+MOUNT_CLIENT_KEY = "client/cert.key.pem"
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ def load_tls_inputs(settings: Settings, inputs: ConfInputs, environ: Mapping[str
     authority: Authority | InputError | None = None
     if settings.tls != "off" and _exists(mount / MOUNT_CERT):
         try:
-            mounted = _load_mounted(mount, notices)
+            mounted = _load_mounted(mount, notices, kmc=gen == "kmc")
         except InputError as exc:
             mounted = exc
     if settings.tls in ("generate", "auto") and _exists(mount / MOUNT_CA_KEY):
@@ -180,7 +186,7 @@ def read_pem(mount: Path, name: str, notices: list[Notice] | None = None) -> byt
     return data
 
 
-def _load_mounted(mount: Path, notices: list[Notice]) -> Material:
+def _load_mounted(mount: Path, notices: list[Notice], kmc: bool = False) -> Material:
     now = dt.datetime.now(dt.UTC)
     ca_data = read_pem(mount, MOUNT_CA)
     cert_data = read_pem(mount, MOUNT_CERT)
@@ -195,9 +201,12 @@ def _load_mounted(mount: Path, notices: list[Notice]) -> Material:
 
     ca = checked(MOUNT_CA, lambda: check.load_cert(ca_data))
     checked(MOUNT_CA, lambda: check.check_ca(ca, now))
-    key = checked(MOUNT_KEY, lambda: check.load_key(key_data))
+    # An old image's key is encrypted with a password only KMC can read: its pairing with the
+    # certificate is MindIE's to check at start.
+    key = None if kmc else checked(MOUNT_KEY, lambda: check.load_key(key_data))
     cert = checked(MOUNT_CERT, lambda: check.load_cert(cert_data))
     checked(MOUNT_CERT, lambda: check.check_leaf(cert, key, ca, now))
+    extra = _load_kmc(mount, ca, now, checked) if kmc else None
     if crl_data is not None:
         crl = checked(MOUNT_CRL, lambda: check.check_crl(crl_data, ca, now))
         checked(MOUNT_CERT, lambda: check.check_not_revoked(cert, crl))
@@ -208,6 +217,28 @@ def _load_mounted(mount: Path, notices: list[Notice]) -> Material:
         crl_pem=crl_data,
         not_after=cert.not_valid_after_utc,
         not_before=cert.not_valid_before_utc,
+        kmc=extra,
+    )
+
+
+def _load_kmc(mount: Path, ca: Any, now: dt.datetime, checked: Any) -> Kmc:
+    password = read_pem(mount, MOUNT_KMC_PASSWORD)
+    if not password.strip():
+        raise InputError(show_path(mount / MOUNT_KMC_PASSWORD), "is empty: it holds the key's KMC-encrypted password")
+    client_cert_data = read_pem(mount, MOUNT_CLIENT_CERT)
+    client_key_data = read_pem(mount, MOUNT_CLIENT_KEY)
+    client_key = checked(MOUNT_CLIENT_KEY, lambda: check.load_key(client_key_data))
+    client_cert = checked(MOUNT_CLIENT_CERT, lambda: check.load_cert(client_cert_data))
+    checked(MOUNT_CLIENT_CERT, lambda: check.check_validity(client_cert, now))
+    checked(MOUNT_CLIENT_CERT, lambda: check.check_issued_by(client_cert, ca))
+    if client_key.public_key().public_numbers() != client_cert.public_key().public_numbers():
+        raise InputError(show_path(mount / MOUNT_CLIENT_CERT), "does not belong to " + MOUNT_CLIENT_KEY)
+    return Kmc(
+        password=password,
+        ksf_master=read_pem(mount, MOUNT_KSF_MASTER),
+        ksf_standby=read_pem(mount, MOUNT_KSF_STANDBY),
+        client_cert_pem=client_cert_data,
+        client_key_pem=client_key_data,
     )
 
 

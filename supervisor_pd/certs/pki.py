@@ -50,6 +50,19 @@ class Material:
     crl_pem: bytes | None
     not_after: dt.datetime  # of the leaf, UTC
     not_before: dt.datetime
+    kmc: Kmc | None = None  # old MindIE images: the key is KMC-encrypted (docs/tls.md)
+
+
+@dataclass(frozen=True)
+class Kmc:
+    """What an old (KMC) MindIE image needs beside the certificate, made by MindIE's own tool, and the
+    plaintext client certificate supervisor_pd presents (it cannot decrypt the pod key)."""
+
+    password: bytes  # KMC ciphertext of the key's password (gen_cert's cert_passwd.txt)
+    ksf_master: bytes  # the KMC keystore import_cert wrote (tools/pmt/master/ksfa)
+    ksf_standby: bytes  # (tools/pmt/standby/ksfb)
+    client_cert_pem: bytes
+    client_key_pem: bytes
 
 
 def new_key() -> rsa.RSAPrivateKey:

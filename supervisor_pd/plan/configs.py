@@ -194,7 +194,7 @@ def controller_config(
         False,
         "single container: no multi-node Servers, no alarm listener",
     )
-    for field, value, why in tls_plan.motor_fields(tls, tls_plan.controller_pairs(tls)):
+    for field, value, why in tls_plan.motor_fields(tls, tls_plan.controller_pairs(tls), tls_plan.CONTROLLER_KSF):
         if _get(data, field) != value:
             put(field, value, why)
     validate_document(ControllerConfigFile, data, name)
@@ -224,7 +224,7 @@ def coordinator_config(
     put("http_config.status_port", str(coordinator.status_port), "probes: /v1/startup, /v1/readiness")
     put("http_config.external_port", str(coordinator.external_port), "aggregated /metrics")
     put("http_config.alarm_port", str(coordinator.alarm_port), "the Controller's alarm port")
-    for field, value, why in tls_plan.motor_fields(tls, tls_plan.coordinator_pairs(tls)):
+    for field, value, why in tls_plan.motor_fields(tls, tls_plan.coordinator_pairs(tls), tls_plan.COORDINATOR_KSF):
         if _get(data, field) != value:
             put(field, value, why)
     validate_document(CoordinatorConfigFile, data, name)
@@ -247,6 +247,14 @@ def http_client_ctl(tls: TlsPlan) -> bytes:
             "tls_key": f"{folder}/{tls_plan.KEY}",
             "tls_passwd": f"{folder}/{tls_plan.PASSWORD}",
             "tls_crl": f"{folder}/{tls_plan.CRL}" if tls.crl else "",
+            **(
+                {
+                    "kmc_ksf_master": f"{folder}/{tls_plan.KSF_MASTER}",
+                    "kmc_ksf_standby": f"{folder}/{tls_plan.KSF_STANDBY}",
+                }
+                if tls.generation == "kmc"
+                else {}
+            ),
         },
         "log_info": {"log_level": "INFO", "to_file": False},
     }

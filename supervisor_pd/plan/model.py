@@ -132,6 +132,7 @@ class TlsPlan(Frozen):
     san_names: tuple[str, ...] = ()
     lifetime_hours: float | None = None
     signer: str = ""
+    hseceasy_path: str | None = None  # old (KMC) images: where MindIE finds its KMC library
 
     def on(self, key: str) -> bool:
         for link in self.links:

@@ -122,6 +122,11 @@ def _tls(plan: Plan) -> list[str]:
         )
         out.append(f"           mode 0400, in the Server's home {tls.server_home} ({tls.home_source})")
         out.append(f"  signer:  {tls.signer}")
+        if tls.generation == "kmc":
+            out.append(
+                f"  MindIE:  old, KMC-encrypted keys ({tls.generation_source}); keystore and encrypted password "
+                f"copied with the certificate; HSECEASY_PATH={tls.hseceasy_path}; supervisor_pd presents client.pem"
+            )
         lifetime = f"; valid {tls.lifetime_hours:g} h, renewed after two thirds" if tls.lifetime_hours else ""
         out.append(f"  subject: IP {', '.join(tls.san_ips)}; DNS {', '.join(tls.san_names)}{lifetime}")
     out += _table(

@@ -34,6 +34,12 @@ from supervisor_pd.settings import Settings, env_name
 
 FOLDER = "security/supervisor-pd"
 CA, CERT, KEY, PASSWORD, CRL = "ca.pem", "cert.pem", "cert.key.pem", "key_pwd.txt", "crl.pem"
+# Old (KMC) images only: the keystore, and the plaintext client certificate supervisor_pd presents.
+KSF_MASTER, KSF_STANDBY, CLIENT_CERT, CLIENT_KEY = "ksfa", "ksfb", "client.pem", "client.key.pem"
+# The KMC keystore's fields in each Motor file's tls items (MindIE-Motor 8fe0937 ControllerConfig.cpp
+# and Configure.cpp: snake_case in the Controller, camelCase in the Coordinator).
+CONTROLLER_KSF = ("kmc_ksf_master", "kmc_ksf_standby")
+COORDINATOR_KSF = ("kmcKsfMaster", "kmcKsfStandby")
 
 CONTROLLER_PAIRS = ("request_coordinator", "request_server", "http_server", "external_coordinator")
 COORDINATOR_PAIRS = ("request_server", "controller_server", "status", "external", "mindie_client", "mindie_mangment")
@@ -151,7 +157,7 @@ def make_tls(
             )
         )
         return TlsPlan(mode="off", mode_source=source, links=_links(switches))
-    if tls_inputs.generation == "kmc":
+    if tls_inputs.generation == "kmc" and mode == "generate":
         _refuse_kmc(settings, tls_inputs, mode)
     home = tls_inputs.server_home
     if home is None:
@@ -178,6 +184,7 @@ def make_tls(
         san_ips=ips,
         san_names=tuple(dict.fromkeys(("localhost", tls_inputs.hostname))),
         lifetime_hours=settings.tls_lifetime_hours if mode == "generate" else None,
+        hseceasy_path=str(home / "lib") if tls_inputs.generation == "kmc" else None,
         signer=(
             "site CA " + str(tls_inputs.mount / "ca")
             if mode == "generate" and tls_inputs.authority is not None
@@ -190,11 +197,11 @@ def _refuse_kmc(settings: Settings, tls_inputs: TlsInputs, mode: str) -> None:
     tool = "config_mindie_server_tls_cert.py"
     raise InputError(
         tls_inputs.generation_source,
-        "marks a MindIE image that decrypts key passwords with Huawei's KMC; supervisor_pd cannot make or read "
+        "marks a MindIE image that decrypts key passwords with Huawei's KMC; supervisor_pd cannot make "
         f"KMC-encrypted keys ({env_name('tls')}={settings.tls} resolved to {mode}). Use MindIE's own tool: once, "
-        f"`python3 $MIES_INSTALL_PATH/scripts/{tool} <project> import_cert <ca.pem> <ca.key.pem>`; at each start "
-        f"`{tool} <project> gen_cert gen_cert.json --ip=<pod IP>,127.0.0.1` (see docs/tls.md); or set "
-        f"{env_name('tls')}=off",
+        f"`python3 $MIES_INSTALL_PATH/scripts/{tool} <project> import_cert <ca.pem> <ca.key.pem>`; then "
+        f"`{tool} <project> gen_cert gen_cert.json --ip=<pod IP>,127.0.0.1`, and mount its output with "
+        f"{env_name('tls')}=mounted (layout in docs/tls.md); or set {env_name('tls')}=off",
     )
 
 
@@ -266,6 +273,14 @@ def server_fields(tls: TlsPlan) -> list[tuple[str, Any, str]]:
         return fields
     rel = f"{FOLDER}/"
     why = "the pod's certificate set, relative to the Server's home (see TLS)"
+    if tls.generation == "kmc" and (on_https or on_grpc):
+        kmc_why = "old MindIE (KMC): the key's encrypted password and the keystore that decrypts it"
+        fields += [("ServerConfig.kmcKsfMaster", rel + KSF_MASTER, kmc_why)]
+        fields += [("ServerConfig.kmcKsfStandby", rel + KSF_STANDBY, kmc_why)]
+        pads = (["tlsPkPwd", "managementTlsPkPwd", "metricsTlsPkPwd"] if on_https else []) + (
+            ["interCommPkPwd"] if on_grpc else []
+        )
+        fields += [(f"ServerConfig.{field}", rel + PASSWORD, kmc_why) for field in pads]
     crl_path, crl_files = (rel, [CRL]) if tls.crl else ("", [])
     if on_https:
         fields += [
@@ -296,7 +311,7 @@ def server_fields(tls: TlsPlan) -> list[tuple[str, Any, str]]:
     return fields
 
 
-def motor_fields(tls: TlsPlan, pairs: dict[str, bool]) -> list[tuple[str, Any, str]]:
+def motor_fields(tls: TlsPlan, pairs: dict[str, bool], ksf: tuple[str, str]) -> list[tuple[str, Any, str]]:
     """(field, value, why) for ms_controller.json / ms_coordinator.json."""
     fields: list[tuple[str, Any, str]] = []
     for pair, on in pairs.items():
@@ -312,6 +327,9 @@ def motor_fields(tls: TlsPlan, pairs: dict[str, bool]) -> list[tuple[str, Any, s
                 "tls_passwd": str(folder / PASSWORD),
                 "tls_crl": str(folder / CRL) if tls.crl else "",
             }
+            if tls.generation == "kmc":
+                items[ksf[0]] = str(folder / KSF_MASTER)
+                items[ksf[1]] = str(folder / KSF_STANDBY)
             fields.append((f"tls_config.{pair}_tls_items", items, "the pod's certificate set (see TLS)"))
     return fields
 

@@ -138,6 +138,11 @@ def child_environment(
     return env
 
 
+def _kmc(plan: Plan) -> dict[str, str]:
+    """Old (KMC) MindIE images find their KMC library through HSECEASY_PATH (docs/tls.md)."""
+    return {"HSECEASY_PATH": plan.tls.hseceasy_path} if plan.tls.hseceasy_path else {}
+
+
 def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: Path, work: Path) -> list[ProcessSpec]:
     """Every child, in start order: Servers, Coordinator, Controller."""
     specs = []
@@ -154,7 +159,7 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
                 env=child_environment(
                     base,
                     settings,
-                    defaults=SERVER_DEFAULTS,
+                    defaults={**SERVER_DEFAULTS, **_kmc(plan)},
                     forced={
                         # Unique ATB shared-memory names per Server on one host.
                         "ATB_SHARE_MEMORY_NAME_SUFFIX": str(server.index),
@@ -190,7 +195,10 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
             argv=(*shlex.split(settings.coordinator_command), coordinator.predict_ip, coordinator.manage_ip),
             cwd=work / "coordinator",
             env=child_environment(
-                base, settings, forced={"MINDIE_MS_COORDINATOR_CONFIG_FILE_PATH": str(conf / "ms_coordinator.json")}
+                base,
+                settings,
+                defaults=_kmc(plan),
+                forced={"MINDIE_MS_COORDINATOR_CONFIG_FILE_PATH": str(conf / "ms_coordinator.json")},
             ),
             cpus=plan.control_cpus,
             up=(HttpCheck(coordinator.manage_ip, coordinator.status_port, "/v1/startup", status_tls),),
@@ -215,6 +223,7 @@ def build_specs(plan: Plan, settings: Settings, base: Mapping[str, str], conf: P
             env=child_environment(
                 base,
                 settings,
+                defaults=_kmc(plan),
                 forced={
                     "MINDIE_MS_CONTROLLER_CONFIG_FILE_PATH": str(conf / "ms_controller.json"),
                     "GLOBAL_RANK_TABLE_FILE_PATH": str(conf / RANKTABLE_FILE),

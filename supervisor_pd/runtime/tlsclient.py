@@ -30,16 +30,19 @@ def client_context(tls: TlsPlan) -> ssl.SSLContext | None:
         context.minimum_version = ssl.TLSVersion.TLSv1_3
         context.check_hostname = False
         context.verify_mode = ssl.CERT_REQUIRED
-        _load(context, Path(tls.folder))
+        _load(context, Path(tls.folder), tls.generation == "kmc")
         _contexts[tls.folder] = context
     return context
 
 
 def reload(tls: TlsPlan) -> None:
     if tls.folder is not None and tls.folder in _contexts:
-        _load(_contexts[tls.folder], Path(tls.folder))
+        _load(_contexts[tls.folder], Path(tls.folder), tls.generation == "kmc")
 
 
-def _load(context: ssl.SSLContext, folder: Path) -> None:
+def _load(context: ssl.SSLContext, folder: Path, kmc: bool) -> None:
     context.load_verify_locations(cafile=str(folder / tls_plan.CA))
-    context.load_cert_chain(str(folder / tls_plan.CERT), str(folder / tls_plan.KEY))
+    # An old (KMC) image's pod key is encrypted for MindIE only: supervisor_pd presents the
+    # plaintext client certificate mounted with it, from the same CA.
+    cert, key = (tls_plan.CLIENT_CERT, tls_plan.CLIENT_KEY) if kmc else (tls_plan.CERT, tls_plan.KEY)
+    context.load_cert_chain(str(folder / cert), str(folder / key))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests import certs
-from tests.helpers import base_env, run_cli
+from tests.helpers import SAMPLE_CONF, base_env, run_cli
 
 MOUNT_FILES = {"ca": "ca/ca.pem", "cert": "certs/server.pem", "key": "keys/server.key.pem", "crl": "ca/crl.pem"}
 
@@ -206,3 +207,60 @@ def test_an_old_kmc_image_is_refused_with_the_tool_to_use(tmp_path: Path) -> Non
     assert result.returncode == 2, result.stderr
     assert "libhse_cryption.so" in result.stderr
     assert "config_mindie_server_tls_cert.py" in result.stderr and "import_cert" in result.stderr
+
+
+def kmc_conf(tmp_path: Path) -> Path:
+    """The sample configs as an old MindIE image ships them: KMC keystore fields present."""
+    conf = tmp_path / "conf"
+    shutil.copytree(SAMPLE_CONF, conf)
+    data = json.loads((conf / "config.json").read_text())
+    data["ServerConfig"]["kmcKsfMaster"] = "tools/pmt/master/ksfa"
+    data["ServerConfig"]["kmcKsfStandby"] = "tools/pmt/standby/ksfb"
+    (conf / "config.json").write_text(json.dumps(data))
+    return conf
+
+
+def kmc_mount(tmp_path: Path, client: bool = True) -> tuple[Path, certs.Issued]:
+    """What MindIE's config_mindie_server_tls_cert.py leaves (the key encrypted, its password as KMC
+    ciphertext, the keystore), plus supervisor_pd's plaintext client certificate."""
+    ca = certs.make_ca()
+    leaf = certs.make_leaf(ca)
+    folder = tmp_path / "mnt"
+    certs.write_pem(folder / MOUNT_FILES["ca"], ca.cert_pem, 0o444)
+    certs.write_pem(folder / MOUNT_FILES["cert"], leaf.cert_pem, 0o444)
+    certs.write_pem(folder / MOUNT_FILES["key"], leaf.key_pem(password=b"random-by-gen-cert"), 0o400)
+    certs.write_pem(folder / "pass" / "key_pwd.txt", b"KMC-CIPHERTEXT-OPAQUE\n", 0o400)
+    certs.write_pem(folder / "ksf" / "ksfa", b"keystore master", 0o400)
+    certs.write_pem(folder / "ksf" / "ksfb", b"keystore standby", 0o400)
+    if client:
+        mine = certs.make_leaf(ca, name="supervisor-pd")
+        certs.write_pem(folder / "client" / "cert.pem", mine.cert_pem, 0o444)
+        certs.write_pem(folder / "client" / "cert.key.pem", mine.key_pem(), 0o400)
+    return folder, leaf
+
+
+def test_an_old_kmc_image_with_mounted_material_gets_its_keystore_fields(tmp_path: Path) -> None:
+    folder, leaf = kmc_mount(tmp_path)
+    result = plan(tmp_path, "--conf-dir", str(kmc_conf(tmp_path)), env=mounted_env(tmp_path, folder))
+    assert result.returncode == 0, result.stderr
+    tls = json.loads(result.stdout)["tls"]
+    assert tls["generation"] == "kmc"
+    copied = Path(tls["folder"])
+    assert (copied / "key_pwd.txt").read_bytes() == b"KMC-CIPHERTEXT-OPAQUE\n"
+    assert (copied / "ksfa").read_bytes() == b"keystore master"
+    assert (copied / "cert.pem").read_bytes() == leaf.cert_pem
+    assert stat.S_IMODE((copied / "client.key.pem").stat().st_mode) == 0o400
+    server = json.loads((tmp_path / "out" / "config1.json").read_text())["ServerConfig"]
+    assert server["tlsPkPwd"] == server["interCommPkPwd"] == "security/supervisor-pd/key_pwd.txt"
+    assert server["kmcKsfMaster"] == "security/supervisor-pd/ksfa"
+    controller = json.loads((tmp_path / "out" / "ms_controller.json").read_text())["tls_config"]
+    assert controller["request_server_tls_items"]["kmc_ksf_master"] == str(copied / "ksfa")
+    coordinator = json.loads((tmp_path / "out" / "ms_coordinator.json").read_text())["tls_config"]
+    assert coordinator["status_tls_items"]["kmcKsfStandby"] == str(copied / "ksfb")
+    assert tls["hseceasy_path"].endswith("/lib")
+
+
+def test_an_old_kmc_image_without_a_plaintext_client_certificate_is_refused(tmp_path: Path) -> None:
+    folder, _ = kmc_mount(tmp_path, client=False)
+    result = plan(tmp_path, "--conf-dir", str(kmc_conf(tmp_path)), env=mounted_env(tmp_path, folder))
+    refused(result, tmp_path, "client/cert.pem", "is missing")
