@@ -22,6 +22,9 @@ from pathlib import Path, PurePosixPath
 from supervisor_pd.simulator.profiles import HostProfile
 
 MARKER = "simhost.json"
+# MindIE's certificate tool of the KMC generation, imitated (certtool.py); the real one lives in
+# the install's scripts/ folder, this one with the other simulated binaries.
+CERT_TOOL = "config_mindie_server_tls_cert.py"
 HOST_TOOLS = ("npu-smi", "hccn_tool", "lspci")
 # The MindIE executables under their real names. The launchers (mindie_llm_server,
 # mindie_motor_*) exec the binary in the real install, so here they run the same module.
@@ -135,6 +138,7 @@ def host_files(profile: HostProfile, root: Path) -> dict[str, tuple[bytes, int]]
         add(f"bin/{tool}", wrapper_script("supervisor_pd.simulator.hosttools", [tool], root), TOOL_MODE)
     for name, module in MINDIE_BINARIES.items():
         add(f"bin/{name}", wrapper_script(module, [], root), TOOL_MODE)
+    add(f"bin/{CERT_TOOL}", python_wrapper("supervisor_pd.simulator.certtool", root), TOOL_MODE)
     return files
 
 
@@ -145,6 +149,17 @@ def wrapper_script(module: str, args: list[str], root: Path) -> str:
     command = " ".join(shlex.quote(part) for part in [sys.executable, "-m", module, *args])
     host = shlex.quote(str(root))
     return f'#!/bin/sh\nSUPERVISOR_PD_SIM_HOST={host} SUPERVISOR_PD_SIM_ARGV0="$0" exec {command} "$@"\n'
+
+
+def python_wrapper(module: str, root: Path) -> str:
+    """A Python script that runs `module` with this interpreter, whichever python3 runs it: MindIE's
+    tools are called as `python3 <tool>.py ...`."""
+    return (
+        "#!/usr/bin/env python3\n"
+        "import os, sys\n"
+        f"os.environ['SUPERVISOR_PD_SIM_HOST'] = {str(root)!r}\n"
+        f"os.execv({sys.executable!r}, [{sys.executable!r}, '-m', {module!r}, *sys.argv[1:]])\n"
+    )
 
 
 def _folders(files: dict[str, tuple[bytes, int]]) -> dict[str, int]:

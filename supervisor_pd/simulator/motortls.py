@@ -48,6 +48,11 @@ COORDINATOR_PAIRS = (
 )
 ITEM_KEYS = ("ca_cert", "tls_cert", "tls_key", "tls_passwd")
 MAX_STRING = 4096
+# Older (KMC) images: every enabled pair also names the keystore, snake_case in the Controller's
+# items, camelCase in the Coordinator's (MindIE-Motor 8fe0937 ControllerConfig.cpp:144-145,
+# Configure.cpp:488-489). Either spelling anywhere marks a config as the older generation.
+CONTROLLER_KMC = ("kmc_ksf_master", "kmc_ksf_standby")
+COORDINATOR_KMC = ("kmcKsfMaster", "kmcKsfStandby")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,12 @@ class TlsItems:
     tls_passwd: str = ""
     tls_crl: str = ""
     check_files: bool = True
+    kmc_master: str = ""  # older images only: tls_passwd is then KMC ciphertext (kmc.py)
+    kmc_standby: str = ""
+
+    @property
+    def kmc(self) -> bool:
+        return bool(self.kmc_master)
 
 
 def check_files() -> bool:
@@ -81,13 +92,26 @@ def _string_problem(items: dict[str, Any], key: str, low: int) -> str | None:
     return None
 
 
-def read_pairs(tls_config: Any, pairs: tuple[str, ...]) -> tuple[dict[str, TlsItems], list[str]]:
-    """The switches and items of `pairs` from `tls_config`: (items by pair, problems)."""
+def older_generation(tls_config: Any) -> bool:
+    """Whether any items name a KMC keystore, in either spelling."""
+    if not isinstance(tls_config, dict):
+        return False
+    keys = {*CONTROLLER_KMC, *COORDINATOR_KMC}
+    return any(isinstance(items, dict) and keys & set(items) for items in tls_config.values())
+
+
+def read_pairs(
+    tls_config: Any, pairs: tuple[str, ...], kmc_keys: tuple[str, str] | None = None
+) -> tuple[dict[str, TlsItems], list[str]]:
+    """The switches and items of `pairs` from `tls_config`: (items by pair, problems). With
+    `kmc_keys` (this binary's spelling) and a config of the older generation, every enabled pair
+    must also name its keystore files."""
     if not isinstance(tls_config, dict):
         return {}, ["JSON object is missing the expected key 'tls_config'."]
     found: dict[str, TlsItems] = {}
     problems: list[str] = []
     checking = check_files()
+    kmc = kmc_keys if kmc_keys is not None and older_generation(tls_config) else None
     for pair in pairs:
         switch = f"{pair}_tls_enable"
         if not isinstance(tls_config.get(switch), bool):
@@ -100,12 +124,20 @@ def read_pairs(tls_config: Any, pairs: tuple[str, ...]) -> tuple[dict[str, TlsIt
         if not isinstance(items, dict):
             problems.append(f"JSON object is missing the expected key '{pair}_tls_items'.")
             continue
-        wrong = [_string_problem(items, key, 1) for key in ITEM_KEYS] + [_string_problem(items, "tls_crl", 0)]
+        keys = ITEM_KEYS + (kmc or ())
+        wrong = [_string_problem(items, key, 1) for key in keys] + [_string_problem(items, "tls_crl", 0)]
         wrong = [f"{pair}_tls_items: {problem}" for problem in wrong if problem]
         if wrong:
             problems += wrong
             continue
-        found[pair] = TlsItems(pair, True, *(items[key] for key in (*ITEM_KEYS, "tls_crl")), check_files=checking)
+        found[pair] = TlsItems(
+            pair,
+            True,
+            *(items[key] for key in (*ITEM_KEYS, "tls_crl")),
+            check_files=checking,
+            kmc_master=items[kmc[0]] if kmc else "",
+            kmc_standby=items[kmc[1]] if kmc else "",
+        )
     return found, problems
 
 
@@ -142,10 +174,12 @@ def identity(items: TlsItems) -> Made:
     cert_path = check(items.tls_cert, "Certificate path check failed.", any_mode)
     passwd_path = check(items.tls_passwd, "Password file path check failed.", secret)
     password = _read(passwd_path)
-    if not password:
+    if items.kmc:
+        password = _kmc_password(items, password)
+    elif not password:
         # DecryptPassword reads buffer[strlen(buffer) - 1]: an empty file is undefined behaviour.
         raise tls.TlsError(f"Password file {items.tls_passwd} is empty.\nDecrypt password failed.")
-    if password.endswith(b"\n"):
+    elif password.endswith(b"\n"):
         password = password[:-1]
     key_path = check(items.tls_key, "Key file path check failed.", secret)
     made = Made(tls.Identity(cert=cert_path, key=key_path, ca_pem=ca_pem, password=password))
@@ -170,6 +204,26 @@ def identity(items: TlsItems) -> Made:
                 )
             made.identity = _with(made.identity, crls=(data,))
     return made
+
+
+def _kmc_password(items: TlsItems, ciphertext: bytes) -> bytes:
+    """Older images: DecryptPassword -> InitKMC -> CheckKMCFiles (both keystore files exist, mode
+    within 0600 and owned by the running user, or any mode unchecked), then HseCryptor::Decrypt,
+    which plaintext fails (MindIE-Motor 8fe0937 http_client_ctl/params/ConfigParams.cpp
+    `CheckKMCFiles`, `InitKMC`, `DecryptPassword`)."""
+    from supervisor_pd.simulator import kmc
+
+    limit = 0o600 if items.check_files else 0o777
+    for path, what in ((items.kmc_master, "master"), (items.kmc_standby, "standby")):
+        refused = motor_read_error(path, limit, items.check_files)
+        if refused is not None:
+            raise tls.TlsError(f"{refused}\nFailed to check the path of KMC {what} file '{path}'.")
+    try:
+        return kmc.decrypt(ciphertext, items.kmc_master, items.kmc_standby)
+    except kmc.KmcError as exc:
+        raise tls.TlsError(
+            f"Decrypt TLS  key password failed ({exc}) for file {items.tls_passwd}.\nDecrypt password failed."
+        ) from None
 
 
 def _with(identity_: tls.Identity, **changes: Any) -> tls.Identity:

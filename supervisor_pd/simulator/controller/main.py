@@ -65,7 +65,7 @@ def load_config() -> tuple[dict[str, Any], Path, dict[str, motortls.TlsItems]]:
     # ControllerConfig::IsConfigJsonValid: the four switches of GenerateTlsConfigPairs are
     # required, and the items of each one on (IsTlsConfigJsonStringValid). cluster, etcd_server,
     # ccae and alarm serve features a single container does not use.
-    pairs, problems = motortls.read_pairs(config.get("tls_config"), motortls.CONTROLLER_PAIRS)
+    pairs, problems = motortls.read_pairs(config.get("tls_config"), motortls.CONTROLLER_PAIRS, motortls.CONTROLLER_KMC)
     if problems:
         raise ConfigError("config JSON is invalid\n" + "\n".join(problems))
     ranktable = os.environ.get("GLOBAL_RANK_TABLE_FILE_PATH") or config.get("global_rank_table_file_path")

@@ -92,7 +92,9 @@ def load_settings(argv: list[str]) -> Settings:
     if mode not in ("single_node", "pd_separate", "pd_disaggregation", "pd_disaggregation_single_container"):
         raise ConfigError(f"digs_scheduler_config.deploy_mode {mode!r} is not valid")
     # Configure::ReadTlsConfig (IsJsonTlsInvalid): all eight switches, and the items of each one on.
-    pairs, problems = motortls.read_pairs(config.get("tls_config"), motortls.COORDINATOR_PAIRS)
+    pairs, problems = motortls.read_pairs(
+        config.get("tls_config"), motortls.COORDINATOR_PAIRS, motortls.COORDINATOR_KMC
+    )
     if problems:
         raise ConfigError("ReadTlsConfig failed, some params invalid!\n" + "\n".join(problems))
     limits = config.get("request_limit", {})

@@ -152,6 +152,19 @@ STRING_FIELDS = ("tlsCaPath", *(f for plane in _FIELDS.values() for f in (plane[
 ARRAY_FIELDS = tuple(f for plane in _FIELDS.values() for f in (plane[2], plane[4]))
 INTERCOMM_STRINGS = ("interCommTlsCaPath", "interCommTlsCert", "interCommPk", "interCommTlsCrlPath")
 INTERCOMM_ARRAYS = ("interCommTlsCaFiles", "interCommTlsCrlFiles")
+# Older (KMC) images (MindIE-LLM 18f6576 server_config.cpp:32-52): the keystore and, per plane, a
+# KMC-encrypted key password file; `kmcKsfMaster` present marks a config as that generation.
+KMC_STRINGS = ("kmcKsfMaster", "kmcKsfStandby", "tlsPkPwd", "managementTlsPkPwd", "metricsTlsPkPwd", "interCommPkPwd")
+PASSWORD_FIELDS = {"business": "tlsPkPwd", "management": "managementTlsPkPwd", "metrics": "metricsTlsPkPwd"}
+
+
+@dataclass(frozen=True)
+class Kmc:
+    """Older images: the keystore files, relative to the home (config time) and to the install
+    folder (when a password is decrypted)."""
+
+    master: str
+    standby: str
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,8 @@ class CertSet:
     ca_files: tuple[str, ...]  # a std::set in MindIE: sorted, no repeats
     crl_path: str
     crl_files: tuple[str, ...]
+    key_password: str = ""  # older images: tlsPkPwd & co., a KMC ciphertext file ("" = no password)
+    kmc: Kmc | None = None
 
 
 @dataclass(frozen=True)
@@ -175,13 +190,21 @@ class InterComm:
     key: str
     crl_path: str
     crl_files: tuple[str, ...]
+    key_password: str = ""  # older images: interCommPkPwd, always used (KMC ciphertext)
+    kmc: Kmc | None = None
+
+
+def kmc_settings(server: dict[str, Any]) -> Kmc | None:
+    if "kmcKsfMaster" not in server:
+        return None
+    return Kmc(server.get("kmcKsfMaster", ""), server.get("kmcKsfStandby", ""))
 
 
 def type_problems(server: dict[str, Any]) -> list[str]:
     """CheckJsonParamType for the TLS fields of g_serverParamsConstraint (server_config.cpp), and
     the element checks of InitHttpsConfigFromJson / InitDMIHttpsConfigFromJson."""
     problems = []
-    for key in STRING_FIELDS:
+    for key in (*STRING_FIELDS, *KMC_STRINGS):
         if key in server and not isinstance(server[key], str):
             problems.append(f"The type of param {key} should be string, but got {type(server[key]).__name__}")
     for key in ARRAY_FIELDS:
@@ -206,6 +229,7 @@ def intercomm_problems(server: dict[str, Any]) -> list[str]:
 
 
 def cert_sets(server: dict[str, Any], check_management: bool) -> tuple[CertSet, ...]:
+    kmc = kmc_settings(server)
     sets = []
     for plane in PLANES if check_management else PLANES[:1]:
         cert, key, ca_files, crl_path, crl_files = _FIELDS[plane]
@@ -218,6 +242,8 @@ def cert_sets(server: dict[str, Any], check_management: bool) -> tuple[CertSet, 
                 ca_files=tuple(sorted(set(server.get(ca_files, [])))),
                 crl_path=server.get(crl_path, ""),
                 crl_files=tuple(sorted(set(server.get(crl_files, [])))),
+                key_password=server.get(PASSWORD_FIELDS[plane], "") if kmc else "",
+                kmc=kmc,
             )
         )
     return tuple(sets)
@@ -231,6 +257,8 @@ def intercomm_set(server: dict[str, Any]) -> InterComm:
         key=server.get("interCommPk", ""),
         crl_path=server.get("interCommTlsCrlPath", ""),
         crl_files=tuple(server.get("interCommTlsCrlFiles", [])),
+        key_password=server.get("interCommPkPwd", ""),
+        kmc=kmc_settings(server),
     )
 
 
@@ -261,6 +289,10 @@ def https_config_problems(sets: tuple[CertSet, ...]) -> list[str]:
         if problem:
             problems.append(problem)
 
+    kmc = sets[0].kmc if sets else None
+    if kmc is not None:  # older images: ServerConfigManager::CheckHttpsConfig (18f6576 :427-431)
+        check(home + kmc.master, "serverConfig.kmcKsfMaster")
+        check(home + kmc.standby, "serverConfig.kmcKsfStandby")
     for cert_set in sets:
         names = _names(cert_set.plane)
         space = " " if cert_set.plane == "business" else ""

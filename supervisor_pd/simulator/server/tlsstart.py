@@ -18,10 +18,13 @@ from supervisor_pd.simulator.server.tlsconf import (
     MIN_KEY_BITS,
     CertSet,
     InterComm,
+    Kmc,
     _file_valid,
     _regular_file_path,
     install_dir,
 )
+
+TOKEN_LENGTH = (8, 128)  # MIN_TOKEN_LEN, MAX_TOKEN_LEN (18f6576 hse_cryptor_helper.h:28-29)
 
 TITLES = {"business": "Business", "management": "Management", "metrics": "Metrics"}
 ENDPOINT_FAILED = "Failed to init endpoint! Please check the service log or console output."
@@ -47,6 +50,32 @@ def _loads_as_ca(data: bytes) -> bool:
     except (ssl.SSLError, ValueError):
         return False
     return True
+
+
+def kmc_password(work: str, kmc: Kmc, password_file: str, paths: tuple[str, str, str] | None = None) -> bytes:
+    """Older images: the key password, KMC-decrypted (MindIE-LLM 18f6576 http_ssl.cpp
+    `HttpSsl::PasswordCallback`, `ValidKmcPath`; grpc_communication_mng.cpp
+    `GetKeyPassWordContent`): the keystore files and the password file under the install folder,
+    each no link, inside it, owned by the running user with no mode bits outside 0600 (whatever
+    the permission switch says); the ciphertext opened with that keystore (kmc.py, an imitation);
+    the password 8 to 128 characters. TlsError otherwise."""
+    from supervisor_pd.simulator import kmc as imitation
+
+    master, standby, secret = paths or (work + kmc.master, work + kmc.standby, work + password_file)
+    for path, field in ((master, "kmcKsfMaster"), (standby, "kmcKsfStandby"), (secret, "tlsPKPwd")):
+        problem = _regular_file_path(path, work) or _file_valid(path, FILE_MODE_600)
+        if problem:
+            raise tls.TlsError(f"Get server.key.pem secret failed by {field} path: {problem}")
+    try:
+        password = imitation.decrypt(_read(secret), master, standby)
+    except imitation.KmcError as exc:
+        raise tls.TlsError(f"Get server.key.pem secret failed by Hse cryptor helper decrypt failed ({exc})") from None
+    low, high = TOKEN_LENGTH
+    if not low <= len(password) <= high:
+        raise tls.TlsError(
+            f"Get server.key.pem secret failed. The length of server.key.pem secret must in [{low} , {high}]"
+        )
+    return password
 
 
 @dataclass(frozen=True)
@@ -111,6 +140,12 @@ def https_context(cert_set: CertSet) -> HttpsContext:
     key_path = _canonical(work + cert_set.key)
     if key_path is None:
         raise fail("Failed to get private key path\nFailed to load private key")
+    password = None
+    if cert_set.kmc is not None and cert_set.key_password:  # older images, a password named
+        try:
+            password = kmc_password(work, cert_set.kmc, cert_set.key_password)
+        except tls.TlsError as exc:
+            raise fail(f"{exc}\nFailed to set use private key file\nFailed to load private key") from None
     identity = tls.Identity(
         cert=cert_path,
         key=key_path,
@@ -118,7 +153,7 @@ def https_context(cert_set: CertSet) -> HttpsContext:
         crls=tuple(crls),
         crl_chain=True,
         crl_unusable=unusable,
-        password=None,
+        password=password,
         leaf_only=True,
     )
     try:
@@ -144,6 +179,7 @@ class InterCommPaths:
     cert: str
     key: str
     crls: tuple[str, ...]
+    kmc: tuple[str, str, str] | None = None  # older images: master, standby, password file
 
 
 def intercomm_paths(settings: InterComm) -> InterCommPaths:
@@ -163,6 +199,11 @@ def intercomm_paths(settings: InterComm) -> InterCommPaths:
     key, problem = _real_file_path(settings.key, work)
     if problem:
         raise tls.TlsError(f"Failed to get cert key path because {problem}")
+    secret = None
+    if settings.kmc is not None:  # older images (18f6576 grpc_communication_mng.cpp:1050-1081)
+        secret, problem = _real_file_path(settings.key_password, work)
+        if problem:
+            raise tls.TlsError(f"Failed to get private key path because {problem}")
     crls = []
     if settings.crl_path:
         for name in settings.crl_files:
@@ -170,7 +211,16 @@ def intercomm_paths(settings: InterComm) -> InterCommPaths:
             if problem:
                 raise tls.TlsError(f"Failed to get ca path because {problem}")
             crls.append(path)
-    return InterCommPaths(tuple(cas), cert, key, tuple(crls))
+    kmc = None
+    if settings.kmc is not None and secret is not None:
+        master, problem = _real_file_path(settings.kmc.master, work)
+        if problem:
+            raise tls.TlsError(f"Failed to get kmc master path because {problem}")
+        standby, problem = _real_file_path(settings.kmc.standby, work)
+        if problem:
+            raise tls.TlsError(f"Failed to get kmc slave path because {problem}")
+        kmc = (master, standby, secret)
+    return InterCommPaths(tuple(cas), cert, key, tuple(crls), kmc)
 
 
 def _check_cert(path: str) -> None:
@@ -254,7 +304,12 @@ def intercomm_identity(settings: InterComm) -> tls.Identity:
         except tls.TlsError:
             raise tls.TlsError("Failed to get crl provider") from None
         crls.append(data)
-    return tls.Identity(cert=paths.cert, key=paths.key, ca_pem=root, crls=tuple(crls), crl_chain=False)
+    password = None
+    if settings.kmc is not None and paths.kmc is not None:  # older images: always KMC
+        password = kmc_password(install_dir(), settings.kmc, settings.key_password, paths.kmc)
+    return tls.Identity(
+        cert=paths.cert, key=paths.key, ca_pem=root, crls=tuple(crls), crl_chain=False, password=password
+    )
 
 
 class InterCommTls:
