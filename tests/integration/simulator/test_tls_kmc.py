@@ -244,3 +244,35 @@ def test_an_older_coordinator_requires_its_own_spelling(make_tls_stack) -> None:
     process = stack.start_coordinator()
     assert process.wait(30) == 1
     assert "missing the expected key 'kmcKsfMaster'" in stack.log("coordinator")
+
+
+@pytest.mark.parametrize("plaintext", [False, True], ids=["ciphertext", "plaintext"])
+def test_an_older_servers_link_always_opens_its_key_with_kmc(make_tls_stack, tmp_path: Path, plaintext: bool) -> None:  # type: ignore[no-untyped-def]
+    stack: TlsStack = make_tls_stack()
+    files, _ca = make_kmc_set(stack.host, tmp_path)
+    grpc = stack.host / "security" / "grpc"
+    write_pem(grpc / "ca.pem", files["ca"].read_bytes(), 0o400)
+    write_pem(grpc / "cert.pem", files["cert"].read_bytes(), 0o400)
+    write_pem(grpc / "key.pem", files["key"].read_bytes(), 0o400)
+    secret = kmc.decrypt(files["passwd"].read_bytes(), files["ksfa"], files["ksfb"])
+    write_pem(grpc / "pwd.txt", secret if plaintext else files["passwd"].read_bytes(), 0o400)
+    write_pem(grpc / "ksfa", files["ksfa"].read_bytes(), 0o600)
+    write_pem(grpc / "ksfb", files["ksfb"].read_bytes(), 0o600)
+    fields = server_tls_fields(https=False, intercomm=True) | {
+        "interCommTlsCaPath": "security/grpc/",
+        "interCommTlsCaFiles": ["ca.pem"],
+        "interCommTlsCert": "security/grpc/cert.pem",
+        "interCommPk": "security/grpc/key.pem",
+        "interCommPkPwd": "security/grpc/pwd.txt",
+        "kmcKsfMaster": "security/grpc/ksfa",
+        "kmcKsfStandby": "security/grpc/ksfb",
+    }
+    stack.edit_servers(lambda server: server.update(fields))
+    stack.start_all()
+    stack.wait_ready(60)
+    code, body = stack.predict("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})
+    if plaintext:
+        assert code == 500
+        assert "Hse cryptor helper decrypt failed" in body.decode()
+    else:
+        assert code == 200, body
