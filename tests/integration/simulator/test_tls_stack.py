@@ -89,7 +89,9 @@ def test_a_client_switch_that_does_not_match_the_server_fails_like_an_unreachabl
     make_tls_stack,  # type: ignore[no-untyped-def]
     https_on: bool,
 ) -> None:
-    stack: TlsStack = make_tls_stack()
+    # MindIE's Controller gives up on the ranktable's Servers after 30 rounds of 2 tries each,
+    # server_online_wait_seconds apart: scaled down further than usual to see that in seconds.
+    stack: TlsStack = make_tls_stack(knobs={"SUPERVISOR_PD_SIM_TIME_SCALE": "0.01"})
     write_server_files(stack.host, stack.pki)
     stack.edit_servers(lambda server: server.update(server_tls_fields(https=https_on, intercomm=False)))
     (stack.tmp / "controller").mkdir()
@@ -100,7 +102,7 @@ def test_a_client_switch_that_does_not_match_the_server_fails_like_an_unreachabl
     stack.start_all()
     wait_until(
         lambda: "only 0 Server(s) available" in stack.log("controller"),
-        timeout=60,
+        timeout=90,
         what="the Controller to find no Server it can talk to",
     )
     assert "cluster initialised" not in stack.log("controller")
