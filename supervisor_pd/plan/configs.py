@@ -194,7 +194,8 @@ def controller_config(
         False,
         "single container: no multi-node Servers, no alarm listener",
     )
-    for field, value, why in tls_plan.motor_fields(tls, tls_plan.controller_pairs(tls), tls_plan.CONTROLLER_KSF):
+    controller_tls = tls_plan.motor_fields(tls, tls_plan.controller_pairs(tls), tls_plan.CONTROLLER_KSF)
+    for field, value, why in controller_tls + tls_plan.unused_off(tls, tls_plan.CONTROLLER_UNUSED):
         if _get(data, field) != value:
             put(field, value, why)
     validate_document(ControllerConfigFile, data, name)
@@ -224,7 +225,8 @@ def coordinator_config(
     put("http_config.status_port", str(coordinator.status_port), "probes: /v1/startup, /v1/readiness")
     put("http_config.external_port", str(coordinator.external_port), "aggregated /metrics")
     put("http_config.alarm_port", str(coordinator.alarm_port), "the Controller's alarm port")
-    for field, value, why in tls_plan.motor_fields(tls, tls_plan.coordinator_pairs(tls), tls_plan.COORDINATOR_KSF):
+    coordinator_tls = tls_plan.motor_fields(tls, tls_plan.coordinator_pairs(tls), tls_plan.COORDINATOR_KSF)
+    for field, value, why in coordinator_tls + tls_plan.unused_off(tls, tls_plan.COORDINATOR_UNUSED):
         if _get(data, field) != value:
             put(field, value, why)
     validate_document(CoordinatorConfigFile, data, name)

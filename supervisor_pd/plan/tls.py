@@ -43,6 +43,10 @@ COORDINATOR_KSF = ("kmcKsfMaster", "kmcKsfStandby")
 
 CONTROLLER_PAIRS = ("request_coordinator", "request_server", "http_server", "external_coordinator")
 COORDINATOR_PAIRS = ("request_server", "controller_server", "status", "external", "mindie_client", "mindie_mangment")
+# Pairs of features one container never starts (ClusterD, etcd backup, CCAE, the multi-node alarm):
+# with generate or mounted they are switched off, so MindIE does not ask for their files.
+CONTROLLER_UNUSED = ("cluster", "etcd_server", "ccae", "alarm")
+COORDINATOR_UNUSED = ("etcd_server", "alarm_client")
 
 
 class _Switches(Frozen):
@@ -352,3 +356,11 @@ def coordinator_pairs(tls: TlsPlan) -> dict[str, bool]:
         "mindie_client": tls.on("server_business"),
         "mindie_mangment": tls.on("server_metrics"),
     }
+
+
+def unused_off(tls: TlsPlan, pairs: tuple[str, ...]) -> list[tuple[str, Any, str]]:
+    """With certificates supervisor_pd provides, the pairs of features one container never starts are off."""
+    if tls.mode not in ("generate", "mounted"):
+        return []
+    why = "a feature one container never starts: off, so MindIE asks for no certificate for it"
+    return [(f"tls_config.{pair}_tls_enable", False, why) for pair in pairs]

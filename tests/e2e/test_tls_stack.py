@@ -289,3 +289,51 @@ def serve_mounted(tmp_path: Path, env: dict[str, str], leaf: certs.Issued) -> No
             "POST", "/v1/chat/completions", json.loads(CHAT), headers={"Content-Type": "application/json"}
         )
         assert code == 200, body
+
+
+def test_an_old_kmc_image_serves_on_material_from_mindies_tool(tmp_path: Path) -> None:
+    """An old (KMC) MindIE image: the simulated config_mindie_server_tls_cert.py makes the pod
+    certificate as the MindIE PD guide does (import_cert, gen_cert); mounted with a plaintext client
+    certificate for supervisor_pd, the stack comes up on the old generation's fields and serves."""
+    from tests.helpers import sim_host
+    from tests.integration.simulator.test_tls_kmc import make_kmc_set
+
+    host = sim_host(tmp_path, "800i-a2")
+    work = tmp_path / "tool"
+    work.mkdir()
+    files, ca = make_kmc_set(host.root, work)
+    mine = certs.make_leaf(ca, name="supervisor-pd")
+    mount = tmp_path / "mnt"
+    layout = {
+        "ca/ca.pem": files["ca"].read_bytes(),
+        "certs/server.pem": files["cert"].read_bytes(),
+        "keys/server.key.pem": files["key"].read_bytes(),
+        "pass/key_pwd.txt": files["passwd"].read_bytes(),
+        "ksf/ksfa": files["ksfa"].read_bytes(),
+        "ksf/ksfb": files["ksfb"].read_bytes(),
+        "client/cert.pem": mine.cert_pem,
+        "client/cert.key.pem": mine.key_pem(),
+    }
+    for name, data in layout.items():
+        certs.write_pem(mount / name, data, 0o400)
+
+    def old_image(files_: dict[str, dict[str, Any]]) -> None:
+        """As an old image ships its configs: keystore fields in the Server's and every Motor item."""
+        mindie_defaults(files_)
+        files_["config.json"]["ServerConfig"]["kmcKsfMaster"] = "tools/pmt/master/ksfa"
+        files_["config.json"]["ServerConfig"]["kmcKsfStandby"] = "tools/pmt/standby/ksfb"
+        for name, keys in (("ms_controller.json", "kmc_ksf_"), ("ms_coordinator.json", "kmcKsf")):
+            for key, items in files_[name]["tls_config"].items():
+                if key.endswith("_tls_items"):
+                    master, standby = ("master", "standby") if keys == "kmc_ksf_" else ("Master", "Standby")
+                    items[keys + master] = "./tools/pmt/master/ksfa"
+                    items[keys + standby] = "./tools/pmt/standby/ksfb"
+
+    env = {"SUPERVISOR_PD_TLS": "mounted", "SUPERVISOR_PD_TLS_MOUNT": str(mount)}
+    with running(tmp_path / "run", env=env, change=old_image) as run:
+        assert run.server_config(1)["kmcKsfMaster"] == "security/supervisor-pd/ksfa"
+        code, body = run.api(
+            "POST", "/v1/chat/completions", json.loads(CHAT), headers={"Content-Type": "application/json"}
+        )
+        assert code == 200, body
+        assert body.rstrip().endswith(b"data: [DONE]")

@@ -189,3 +189,14 @@ def test_mounted_without_files_names_the_mount() -> None:
         plan_for(settings=Settings(tls="mounted"))
     assert caught.value.where == "SUPERVISOR_PD_TLS_MOUNT"
     assert "certs/server.pem" in caught.value.problem
+
+
+def test_pairs_of_features_one_container_never_starts_are_off_with_our_certificates() -> None:
+    plan = plan_for(inputs=tls_on_inputs(), settings=Settings(tls="generate"))
+    controller = load(plan, "ms_controller.json")["tls_config"]
+    coordinator = load(plan, "ms_coordinator.json")["tls_config"]
+    assert [controller[f"{pair}_tls_enable"] for pair in ("cluster", "etcd_server", "ccae", "alarm")] == [False] * 4
+    assert coordinator["etcd_server_tls_enable"] is False and coordinator["alarm_client_tls_enable"] is False
+    # auto leaves them as the configs have them
+    auto = load(plan_for(inputs=tls_on_inputs()), "ms_controller.json")["tls_config"]
+    assert auto["cluster_tls_enable"] is True
