@@ -197,6 +197,8 @@ def test_pairs_of_features_one_container_never_starts_are_off_with_our_certifica
     coordinator = load(plan, "ms_coordinator.json")["tls_config"]
     assert [controller[f"{pair}_tls_enable"] for pair in ("cluster", "etcd_server", "ccae", "alarm")] == [False] * 4
     assert coordinator["etcd_server_tls_enable"] is False and coordinator["alarm_client_tls_enable"] is False
-    # auto leaves them as the configs have them
+    # auto with certificates of ours does the same; with TLS off they are left as the configs have them
     auto = load(plan_for(inputs=tls_on_inputs()), "ms_controller.json")["tls_config"]
-    assert auto["cluster_tls_enable"] is True
+    assert auto["cluster_tls_enable"] is False
+    off = load(plan_for(inputs=tls_on_inputs(), settings=Settings(tls="off")), "ms_controller.json")["tls_config"]
+    assert off["cluster_tls_enable"] is True
