@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
 import socket
 import stat
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ MOUNT_CRL = "ca/crl.pem"
 MOUNT_CA_KEY = "ca/ca.key.pem"
 MOUNT_CA_KEY_PASSWORD = "ca/ca_key_pwd.txt"  # noqa: S105 (a file name)
 KMC_LIBRARY = "lib/libhse_cryption.so"
+LAUNCHER = "mindie_llm_server"
 # Old (KMC) images: what MindIE's config_mindie_server_tls_cert.py made, and supervisor_pd's own client.
 MOUNT_KMC_PASSWORD = "pass/key_pwd.txt"  # noqa: S105 (a file name)
 MOUNT_KSF_MASTER = "ksf/ksfa"
@@ -74,17 +77,48 @@ class TlsInputs:
 
 
 def server_home(settings: Settings, environ: Mapping[str, str]) -> tuple[Path | None, str]:
+    command = shlex.split(settings.server_command)[0]
+    found = which(command, environ)
+    if Path(command).name == LAUNCHER and found is not None:
+        # MindIE-LLM mindie_llm/server/main.py: the launcher sets MINDIE_LLM_HOME_PATH to the root of
+        # its mindie_llm package (where bin/mindieservice_daemon is), whatever it was, then execs the
+        # daemon; the daemon's install folder (its binary's folder's parent) is the same root.
+        root = _package_root(Path(found), environ, settings.tool_timeout)
+        if root is not None:
+            return root, f"the mindie_llm package {LAUNCHER} runs (it sets MINDIE_LLM_HOME_PATH to it)"
+        return Path(found).resolve().parent.parent, f"the folder above {LAUNCHER}'s"
     llm_home = environ.get("MINDIE_LLM_HOME_PATH", "")
     if llm_home and Path(llm_home, "__init__.py").exists():
         return Path(llm_home).resolve(), "MINDIE_LLM_HOME_PATH"
     install = environ.get("MIES_INSTALL_PATH", "")
     if install:
         return Path(install).resolve(), "MIES_INSTALL_PATH"
-    command = settings.server_command.split()[0]
-    found = which(command, environ)
     if found is None:
         return None, f"{env_name('server_command')} not found"
     return Path(found).resolve().parent.parent, f"the folder above {command}'s"
+
+
+def _package_root(launcher: Path, environ: Mapping[str, str], timeout: float) -> Path | None:
+    """Where the launcher's Python finds mindie_llm; None when it is not a Python script."""
+    try:
+        with launcher.open("rb") as handle:
+            first = handle.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!") or b"python" not in first:
+        return None
+    interpreter = shlex.split(first[2:].decode(errors="replace"))
+    if not interpreter:
+        return None
+    probe = "import importlib.util as u; s = u.find_spec('mindie_llm'); print(s.origin if s and s.origin else '')"
+    try:
+        done = subprocess.run(
+            [*interpreter, "-c", probe], env=dict(environ), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    origin = done.stdout.strip()
+    return Path(origin).resolve().parent if done.returncode == 0 and origin else None
 
 
 def generation(inputs: ConfInputs, home: Path | None, environ: Mapping[str, str]) -> tuple[str, str]:
