@@ -10,8 +10,8 @@
     write_pem(folder / "ca.pem", ca.cert_pem, 0o400)    # the folder is made; the mode is exact
     write_pem(folder / "key.pem", leaf.key_pem(password=b"secret"), 0o400)  # an encrypted key
 
-Times are relative to now (`days(n)`, a timedelta). Every certificate gets a fresh key and a random
-serial number (an RSA-3072 key takes a few tenths of a second to make).
+Times are relative to now (`days(n)`, a timedelta). Every certificate gets a random serial number; RSA keys come from a small per-process ring
+(`new_key`), since one takes a few tenths of a second to make.
 """
 
 from __future__ import annotations
@@ -46,11 +46,27 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+# RSA keys take a few tenths of a second each, and nearly every test makes several: each test
+# process keeps a small ring of them per size and hands them out in turn. Two keys handed out one
+# after the other always differ (a "wrong key" case stays wrong), and no test needs more than
+# POOL_SIZE distinct keys at once.
+POOL_SIZE = 8
+_pool: dict[str, list[PrivateKey]] = {}
+_turn: dict[str, int] = {}
+
+
 def new_key(kind: KeyKind = "rsa3072") -> PrivateKey:
-    """A fresh private key: "rsa<bits>" (1024 and up), "ec224", "ec256" or "ec384"."""
-    if kind.startswith("rsa"):
-        return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
-    return ec.generate_private_key(_CURVES[kind]())
+    """A private key: "rsa<bits>" (1024 and up), "ec224", "ec256" or "ec384"; RSA keys come from a
+    per-process ring of POOL_SIZE, each different from the one handed out before it."""
+    if not kind.startswith("rsa"):
+        return ec.generate_private_key(_CURVES[kind]())
+    ring = _pool.setdefault(kind, [])
+    turn = _turn.get(kind, 0)
+    _turn[kind] = turn + 1
+    if len(ring) < POOL_SIZE:
+        ring.append(rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:])))
+        return ring[-1]
+    return ring[turn % POOL_SIZE]
 
 
 @dataclass(frozen=True)

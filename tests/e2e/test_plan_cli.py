@@ -69,6 +69,7 @@ def test_plan_on_a_simulated_host(tmp_path: Path, profile: str, servers: int) ->
         "ms_controller.json",
         "ms_coordinator.json",
         "global_ranktable.json",
+        "http_client_ctl.json",
         ".supervisor-pd-plan",
     }
     assert set(os.listdir(out)) == names

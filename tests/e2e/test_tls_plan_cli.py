@@ -187,14 +187,15 @@ def test_a_link_out_of_the_mount_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_server_home_mindie_cannot_read_from_is_refused(tmp_path: Path) -> None:
+    """The simulated Server's home is under the state folder: one with a space in its path."""
     env = base_env(tmp_path)
-    odd = tmp_path / "mindie home"
-    odd.mkdir()
-    env.update(SUPERVISOR_PD_TLS="generate", MIES_INSTALL_PATH=str(odd))
+    state = tmp_path / "state dir"
+    env.update(SUPERVISOR_PD_TLS="generate", SUPERVISOR_PD_STATE_DIR=str(state))
     result = plan(tmp_path, env=env)
     assert result.returncode == 2, result.stderr
     assert "' '" in result.stderr and "Server's home" in result.stderr
-    assert not (odd / "security").exists()
+    assert not (state / "sim" / "800i-a2" / "security").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_old_kmc_image_is_refused_with_the_tool_to_use(tmp_path: Path) -> None:
