@@ -1,11 +1,14 @@
 """The simulated Controller's and Coordinator's TLS, against MindIE-Motor's checks
 (supervisor_pd/simulator/motortls.py, coordinator/tlslinks.py): TLS 1.3 mutual TLS on every
-listener with the peer key check, the config-time item checks, the file rules with and without
-MINDIE_CHECK_INPUTFILES_PERMISSION, and what each binary does when a pair's files are refused."""
+listener with the peer key check, and what each binary does when a pair's items or files are
+refused.
+
+The item and file rules case by case (with and without MINDIE_CHECK_INPUTFILES_PERMISSION, an
+encrypted key, a pair no feature uses) are in tests/unit/simulator/test_tls_refusals.py,
+in-process; here one case of each kind of outcome shows what it does to the process."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import ssl
@@ -15,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.certs import make_ca, make_leaf, write_pem
+from tests.certs import make_ca, make_leaf
 from tests.integration.simulator.tlsstack import (
     TlsStack,
     client_context,
@@ -53,10 +56,36 @@ def tls_controller(make_tls_stack, pairs: tuple[str, ...] = ("http_server",)) ->
     return stack
 
 
-def test_every_coordinator_listener_is_tls13_mutual_tls(make_tls_stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    stack = tls_coordinator(make_tls_stack)
+@pytest.fixture(scope="module")
+def motor(make_module_tls_stack) -> TlsStack:  # type: ignore[no-untyped-def]
+    """A Coordinator with its four listeners on TLS and a Controller with its probe listener on
+    TLS, both started, for the tests that only make handshakes. The Controller's config also
+    switches on external_coordinator (CCAE only) with items naming no file."""
+    stack = tls_coordinator(make_module_tls_stack)
+    (stack.tmp / "controller").mkdir()
+    set_motor_pairs(stack.out / "ms_controller.json", stack.tmp / "controller", stack.pki, {"http_server": True})
+    edit_tls(
+        stack.out / "ms_controller.json",
+        lambda tls: tls.update(
+            external_coordinator_tls_enable=True,
+            external_coordinator_tls_items={
+                "ca_cert": "./none.pem",
+                "tls_cert": "./none.pem",
+                "tls_key": "./none.pem",
+                "tls_passwd": "./none.txt",
+                "tls_crl": "",
+            },
+        ),
+    )
     stack.start_coordinator()
+    stack.start_controller()
     wait_until(lambda: stack.status("/v1/startup")[0] == 200, what="the Coordinator's status port over TLS")
+    wait_until(lambda: handshake(stack.ports.controller, stack.client) == "ok", timeout=30, what="the probe over TLS")
+    return stack
+
+
+def test_every_coordinator_listener_is_tls13_mutual_tls(motor: TlsStack, tmp_path: Path) -> None:
+    stack = motor
     ca, other = stack.pki.ca, make_ca(name="another CA")
     refused = {
         "TLS 1.2": client_context(ca, stack.pki.leaf("test-client"), tmp_path, tls12=True),
@@ -79,11 +108,10 @@ def test_every_coordinator_listener_is_tls13_mutual_tls(make_tls_stack, tmp_path
             assert handshake(port, context) == "ok", f"{pair} refused a client with {what}"
 
 
-def test_the_controller_probe_listener_is_tls13_mutual_tls(make_tls_stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    stack = tls_controller(make_tls_stack)
-    stack.start_controller()
+def test_the_controller_probe_listener_is_tls13_mutual_tls(motor: TlsStack, tmp_path: Path) -> None:
+    stack = motor
     port = stack.ports.controller
-    wait_until(lambda: handshake(port, stack.client) == "ok", timeout=30, what="the probe listener over TLS")
+    assert handshake(port, stack.client) == "ok"
     assert handshake(port, client_context(stack.pki.ca, None, tmp_path)) != "ok"
     assert handshake(port, client_context(stack.pki.ca, stack.pki.leaf("x"), tmp_path, tls12=True)) != "ok"
 
@@ -97,166 +125,42 @@ def edit_tls(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     save(path, data)
 
 
-ITEM_REFUSALS: dict[str, tuple[Callable[[dict[str, Any], str], None], str]] = {
-    "switch missing": (lambda tls, pair: tls.pop(f"{pair}_tls_enable"), "_tls_enable' (a boolean)"),
-    "tls_passwd missing": (
-        lambda tls, pair: tls[f"{pair}_tls_items"].pop("tls_passwd"),
-        "missing the expected key 'tls_passwd'",
-    ),
-    "ca_cert empty": (
-        lambda tls, pair: tls[f"{pair}_tls_items"].update(ca_cert=""),
-        "Invalid length for string value of key 'ca_cert'. Length must be between [1, 4096], but found: 0.",
-    ),
-}
-
-
 @pytest.mark.parametrize("binary", ["controller", "coordinator"])
-@pytest.mark.parametrize("case", ITEM_REFUSALS, ids=list(ITEM_REFUSALS))
-def test_items_refused_at_config_time_end_the_process(make_tls_stack, binary: str, case: str) -> None:  # type: ignore[no-untyped-def]
-    change, message = ITEM_REFUSALS[case]
+def test_an_item_refused_at_config_time_ends_the_process(make_tls_stack, binary: str) -> None:  # type: ignore[no-untyped-def]
+    # One of ITEM_REFUSALS in tests/unit/simulator/test_tls_refusals.py, for each binary.
+    message = "Invalid length for string value of key 'ca_cert'. Length must be between [1, 4096], but found: 0."
     if binary == "controller":
         stack = tls_controller(make_tls_stack, ("request_server",))
-        edit_tls(stack.out / "ms_controller.json", lambda tls: change(tls, "request_server"))
+        edit_tls(stack.out / "ms_controller.json", lambda tls: tls["request_server_tls_items"].update(ca_cert=""))
         process = stack.start_controller()
     else:
         stack = tls_coordinator(make_tls_stack, ("mindie_mangment",))
-        edit_tls(stack.out / "ms_coordinator.json", lambda tls: change(tls, "mindie_mangment"))
+        edit_tls(stack.out / "ms_coordinator.json", lambda tls: tls["mindie_mangment_tls_items"].update(ca_cert=""))
         process = stack.start_coordinator()
     assert process.wait(30) == 1
     assert message in stack.log(binary)
 
 
-def test_an_unused_pair_is_checked_only_at_config_time(make_tls_stack) -> None:  # type: ignore[no-untyped-def]
+def test_an_unused_pair_is_checked_only_at_config_time(motor: TlsStack) -> None:
     # external_coordinator (CCAE only) and etcd_server / alarm_client: no file is read.
-    stack = tls_controller(make_tls_stack, ())
-    edit_tls(
-        stack.out / "ms_controller.json",
-        lambda tls: tls.update(
-            external_coordinator_tls_enable=True,
-            external_coordinator_tls_items={
-                "ca_cert": "./none.pem",
-                "tls_cert": "./none.pem",
-                "tls_key": "./none.pem",
-                "tls_passwd": "./none.txt",
-                "tls_crl": "",
-            },
-        ),
-    )
-    stack.start_controller()
-    wait_until(lambda: "probe server listening" in stack.log("controller"), timeout=30, what="the Controller")
+    items = load(motor.out / "ms_controller.json")["tls_config"]["external_coordinator_tls_items"]
+    assert not (motor.tmp / "controller" / items["tls_cert"]).exists()
+    assert "probe server listening" in motor.log("controller")
+    assert motor.processes["controller"].poll() is None
 
 
 # --- the files, when the listener or client is made ---------------------------------------------
 
 
-def item(stack: TlsStack, pair: str, key: str) -> Path:
-    items = load(stack.out / "ms_controller.json")["tls_config"][f"{pair}_tls_items"]
-    return stack.tmp / "controller" / items[key]
-
-
-def set_item(stack: TlsStack, pair: str, key: str, value: str) -> None:
-    edit_tls(stack.out / "ms_controller.json", lambda tls: tls[f"{pair}_tls_items"].update({key: value}))
-
-
-def _move(stack: TlsStack, key: str, where: str) -> None:
-    source = item(stack, "http_server", key)
-    target = stack.tmp / "controller" / where
-    target.parent.mkdir(parents=True, exist_ok=True)
-    source.rename(target)
-    set_item(stack, "http_server", key, where)
-
-
-def _symlink(stack: TlsStack) -> None:
-    cert = item(stack, "http_server", "tls_cert")
-    real = cert.with_name("real.pem")
-    cert.rename(real)
-    cert.symlink_to(real)
-
-
-def _encrypted(stack: TlsStack, password: bytes, stored: bytes) -> None:
-    leaf = stack.pki.leaf("motor-http_server")
-    write_pem(item(stack, "http_server", "tls_key"), leaf.key_pem(password=password), 0o400)
-    write_pem(item(stack, "http_server", "tls_passwd"), stored, 0o400)
-
-
-FILE_REFUSALS: dict[str, tuple[Callable[[TlsStack], Any], str]] = {
-    "a space in the path": (
-        lambda stack: _move(stack, "tls_cert", "./security/http server/cert.pem"),
-        "has characters outside [a-zA-Z0-9_./~-] or '..'",
-    ),
-    "'..' in the path": (
-        lambda stack: set_item(stack, "http_server", "tls_key", "./security/../security/http_server/cert.key.pem"),
-        "has characters outside [a-zA-Z0-9_./~-] or '..'",
-    ),
-    "a path over 256 characters": (
-        lambda stack: _move(stack, "ca_cert", "./" + "d" * 200 + "/" + "e" * 60 + ".pem"),
-        "maximum allowed length of 256",
-    ),
-    "a symbolic link": (_symlink, "a symbolic link, which is not allowed."),
-    "certificate mode 0440": (
-        lambda stack: item(stack, "http_server", "tls_cert").chmod(0o440),
-        "is 440, but required no greater than 400",
-    ),
-    "key owned by another user": (
-        lambda stack: os.chown(item(stack, "http_server", "tls_key"), 65534, 65534),
-        "not the running user",
-    ),
-    "password file missing": (
-        lambda stack: item(stack, "http_server", "tls_passwd").unlink(),
-        "key_pwd.txt' does not exist.",
-    ),
-    "password file empty": (
-        lambda stack: write_pem(item(stack, "http_server", "tls_passwd"), b"", 0o400),
-        "key_pwd.txt is empty",
-    ),
-    "wrong password for an encrypted key": (
-        lambda stack: _encrypted(stack, b"right-password", b"wrong-password\n"),
-        "failed on use private key file",
-    ),
-    "CA file holds no certificate": (
-        lambda stack: write_pem(item(stack, "http_server", "ca_cert"), b"nothing here\n", 0o400),
-        "Failed to add certificate authority",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", FILE_REFUSALS, ids=list(FILE_REFUSALS))
-def test_files_refused_end_the_controller(make_tls_stack, case: str) -> None:  # type: ignore[no-untyped-def]
-    damage, message = FILE_REFUSALS[case]
-    if "another user" in case and os.getuid() != 0:
-        pytest.skip("changing a file's owner needs root")
+def test_a_refused_file_ends_the_controller(make_tls_stack) -> None:  # type: ignore[no-untyped-def]
+    # One of FILE_REFUSALS in tests/unit/simulator/test_tls_refusals.py.
     stack = tls_controller(make_tls_stack)
-    damage(stack)
+    items = load(stack.out / "ms_controller.json")["tls_config"]["http_server_tls_items"]
+    (stack.tmp / "controller" / items["tls_cert"]).chmod(0o440)
     process = stack.start_controller()
     assert process.wait(30) == 1
-    assert message in stack.log("controller")
+    assert "is 440, but required no greater than 400" in stack.log("controller")
     assert "Init controller failed." in stack.log("controller")
-
-
-def test_an_encrypted_key_opens_with_its_password_file(make_tls_stack) -> None:  # type: ignore[no-untyped-def]
-    stack = tls_controller(make_tls_stack)
-    _encrypted(stack, b"right-password", b"right-password\n")  # one trailing newline is dropped
-    stack.start_controller()
-    wait_until(lambda: handshake(stack.ports.controller, stack.client) == "ok", timeout=30, what="the probe listener")
-
-
-def test_switched_off_checks_allow_0640_keys_and_any_mode_certificates(make_tls_stack) -> None:  # type: ignore[no-untyped-def]
-    stack = tls_controller(make_tls_stack, ("http_server", "request_server"))
-    for pair in ("http_server", "request_server"):
-        item(stack, pair, "tls_key").chmod(0o640)
-        item(stack, pair, "tls_passwd").chmod(0o640)
-        item(stack, pair, "tls_cert").chmod(0o666)
-        item(stack, pair, "ca_cert").chmod(0o644)
-    if os.getuid() == 0:
-        os.chown(item(stack, "http_server", "tls_cert"), 65534, 65534)  # no owner check either
-    unchecked = {"MINDIE_CHECK_INPUTFILES_PERMISSION": "0"}
-    stack.start_controller(env=unchecked)
-    wait_until(lambda: handshake(stack.ports.controller, stack.client) == "ok", timeout=30, what="the probe listener")
-    stack.kill("controller")
-    item(stack, "request_server", "tls_key").chmod(0o644)  # still more than 0640
-    process = stack.start_controller(env=unchecked)
-    assert process.wait(30) == 1
-    assert "is 644, but required no greater than 640" in stack.log("controller")
 
 
 # --- what the Coordinator does when a pair is refused -------------------------------------------
