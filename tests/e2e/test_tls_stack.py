@@ -184,72 +184,11 @@ def test_plain_http_to_a_tls_listener_gets_no_answer(stack: SupervisorRun) -> No
 # --- TLS on supervisor_pd's own port ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def port_pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("port-pki")
-    ca = certs.make_ca(name="site CA")
-    server = certs.make_leaf(ca, ips=["127.0.0.1"])
-    client = certs.make_leaf(ca, name="operator")
-    stranger = certs.make_leaf(certs.make_ca(name="elsewhere"), name="stranger")
-    return {
-        "ca": certs.write_pem(folder / "ca.pem", ca.cert_pem, 0o400),
-        "cert": certs.write_pem(folder / "server.pem", server.cert_pem, 0o400),
-        "key": certs.write_pem(folder / "server.key.pem", server.key_pem(), 0o400),
-        "client": certs.write_pem(folder / "client.pem", client.cert_pem, 0o400),
-        "client_key": certs.write_pem(folder / "client.key.pem", client.key_pem(), 0o400),
-        "stranger": certs.write_pem(folder / "stranger.pem", stranger.cert_pem, 0o400),
-        "stranger_key": certs.write_pem(folder / "stranger.key.pem", stranger.key_pem(), 0o400),
-    }
-
-
-@pytest.fixture(scope="module")
-def tls_port(tmp_path_factory: pytest.TempPathFactory, port_pki: dict[str, Path]) -> Iterator[SupervisorRun]:
-    env = {
-        "SUPERVISOR_PD_API_TLS_CERT": str(port_pki["cert"]),
-        "SUPERVISOR_PD_API_TLS_KEY": str(port_pki["key"]),
-        "SUPERVISOR_PD_API_TLS_CLIENT_CA": str(port_pki["ca"]),
-        "SUPERVISOR_PD_API_TOKEN": "a-token-nobody-sends-here",
-    }
-    stack = SupervisorRun(tmp_path_factory.mktemp("tls-port"), env=env)
-    stack.start()
-    try:
-        stack.wait_log(r"HTTPS port", 30)
-        yield stack
-    finally:
-        stack.cleanup()
-
-
-def port_context(pki: dict[str, Path], who: str | None = None) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(str(pki["ca"]))
-    if who is not None:
-        ctx.load_cert_chain(str(pki[who]), str(pki[f"{who}_key"]))
-    return ctx
-
-
-def test_the_port_speaks_tls_and_probes_need_no_certificate(tls_port: SupervisorRun, port_pki: dict[str, Path]) -> None:
-    code, body = get(tls_port.ports.api, "/livez", port_context(port_pki))
-    assert code == 200, body
-    try:
-        plain, _ = tls_port.api("GET", "/livez", timeout=3)
-    except (ConnectionError, http.client.HTTPException, OSError):
-        plain = None
-    assert plain != 200  # plain HTTP is not answered as HTTP
-
-
-def test_a_client_certificate_of_the_client_ca_authorizes_control(
-    tls_port: SupervisorRun, port_pki: dict[str, Path]
-) -> None:
-    port = tls_port.ports.api
-    code, _ = get(port, "/v1/processes/nobody/restart", port_context(port_pki), "POST")
-    assert code == 401  # no certificate and no token
-    code, _ = get(port, "/v1/processes/nobody/restart", port_context(port_pki, "client"), "POST")
-    assert code == 404  # authorized: the process does not exist
-    assert refused(port, port_context(port_pki, "stranger"))  # another CA's certificate: handshake refused
-
-
-def test_a_bad_port_certificate_stops_run_before_anything_starts(tmp_path: Path, port_pki: dict[str, Path]) -> None:
-    env = {"SUPERVISOR_PD_API_TLS_CERT": str(port_pki["cert"]), "SUPERVISOR_PD_API_TLS_KEY": str(port_pki["ca"])}
+def test_a_bad_port_certificate_stops_run_before_anything_starts(tmp_path: Path) -> None:
+    ca = certs.make_ca()
+    cert = certs.write_pem(tmp_path / "pki" / "server.pem", certs.make_leaf(ca).cert_pem, 0o400)
+    not_its_key = certs.write_pem(tmp_path / "pki" / "other.key.pem", certs.make_leaf(ca).key_pem(), 0o400)
+    env = {"SUPERVISOR_PD_API_TLS_CERT": str(cert), "SUPERVISOR_PD_API_TLS_KEY": str(not_its_key)}
     stack = SupervisorRun(tmp_path, env=env)
     process = stack.start()
     try:
