@@ -3,8 +3,8 @@
     python bench/cert_bench.py [--runs 30]
 
 One leaf serves every process (certs/pki.py), so the cost does not grow with the Servers; what it
-costs is two RSA-3072 keys (a private CA's and the leaf's) and the 0400 files swapped into the
-Server's home. Measured three ways: the set made cold (nothing started early); what it adds to a
+costs is the leaf's RSA-3072 key (the private CA's key is EC P-384: certs/pki.py says why) and the
+0400 files swapped into the Server's home. Measured three ways: the set made cold (nothing started early); what it adds to a
 whole `plan` (prepare + write, in this process) on the simulated 800I A3 planned as 16 one-NPU
 Servers, TLS generate against TLS off, where the keys are made while discovery runs; and a
 renewal (one key, the CA kept). Target: under 300 ms added to start.
@@ -107,12 +107,12 @@ def main() -> None:
         "",
         "| step | runs | time |",
         "|---|---|---|",
-        f"| first set: a private CA and the pod's leaf (two RSA-3072 keys on two threads), five 0400 files "
+        f"| first set, cold: a private CA (EC P-384) and the pod's leaf (RSA-3072), five 0400 files "
         f"swapped into the Server's home | {len(first_ms)} | {summary(first_ms)} |",
         f"| renewal: a new leaf from the same CA (one key), swapped in | {len(renew_ms)} | {summary(renew_ms)} |",
         f"| whole plan, simulated 800I A3 as {SERVERS} Servers, TLS off (discover, plan, write) "
         f"| {len(whole['off'])} | {summary(whole['off'])} |",
-        f"| the same with TLS generate (keys made while discovery runs) | {len(whole['generate'])} "
+        f"| the same with TLS generate (the leaf's key made while discovery runs) | {len(whole['generate'])} "
         f"| {summary(whole['generate'])} |",
         "",
         f"Added to the start by TLS generate (difference of the medians): **{added:.0f} ms**.",

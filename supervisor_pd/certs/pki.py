@@ -7,9 +7,13 @@ Server accepts (MindIE-LLM http_ssl.cpp: RSA of at least 3072 bits, within its v
 its gRPC link accepts (grpc_tls_function_expansion.cpp: X.509 v3). Keys are written unencrypted:
 current MindIE loads them with no password callback (http_ssl.cpp, grpc_communication_mng.cpp).
 
-Key generation is nearly all of the cost, and varies from run to run (see BENCHMARKS.md,
-"certificates"). So the keys are started early (`KeyPrefetch`, while discovery runs its host tools)
-on threads of their own: OpenSSL releases the GIL.
+Key generation is nearly all of the cost, and an RSA-3072 key takes from tens of milliseconds to
+most of a second (a random search for primes; see BENCHMARKS.md, "certificates"). So the leaf's key
+is started early (`KeyPrefetch`, while discovery runs its host tools) on a thread of its own
+(OpenSSL releases the GIL), and the private CA's key is EC P-384, made in a millisecond: MindIE
+checks the key size of the certificate a peer presents, not of its issuer (MindIE-LLM http_ssl.cpp
+`CertVerify` on the server certificate; MindIE-Motor ConfigParams.cpp `CertVerify` on the peer
+certificate), and OpenSSL verifies an RSA certificate signed by an EC CA like any other chain.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KEY_BITS = 3072  # MindIE-LLM http_server's minimum for a certificate key
@@ -37,7 +41,7 @@ class Authority:
     mounted it)."""
 
     cert: x509.Certificate
-    key: rsa.RSAPrivateKey
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,13 @@ class KeyPrefetch:
         return self._futures.pop(0).result() if self._futures else new_key()
 
 
-def make_authority(key: rsa.RSAPrivateKey, now: dt.datetime, lifetime: dt.timedelta) -> Authority:
+def new_ca_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP384R1())
+
+
+def make_authority(
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, now: dt.datetime, lifetime: dt.timedelta
+) -> Authority:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
     public = key.public_key()
     cert = (
@@ -108,9 +118,13 @@ def make_authority(key: rsa.RSAPrivateKey, now: dt.datetime, lifetime: dt.timede
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
+        .sign(key, _digest(key))
     )
     return Authority(cert, key)
+
+
+def _digest(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> hashes.HashAlgorithm:
+    return hashes.SHA384() if isinstance(key, ec.EllipticCurvePrivateKey) else hashes.SHA256()
 
 
 def issue_leaf(
@@ -156,7 +170,7 @@ def issue_leaf(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.cert.public_key()),  # type: ignore[arg-type]
             critical=False,
         )
-        .sign(authority.key, hashes.SHA256())
+        .sign(authority.key, _digest(authority.key))
     )
 
 
@@ -180,9 +194,9 @@ def generate(
 ) -> tuple[Authority, Material]:
     """A leaf for the pod, signed by `authority` (a new private CA valid 10x the leaf when None)."""
     now = now or dt.datetime.now(dt.UTC)
-    keys = keys or KeyPrefetch(1 if authority is not None else 2)
+    keys = keys or KeyPrefetch(1)
     if authority is None:
-        authority = make_authority(keys.take(), now, lifetime * 10)
+        authority = make_authority(new_ca_key(), now, lifetime * 10)
     leaf_key = keys.take()
     leaf = issue_leaf(authority, leaf_key, ips, names, now, lifetime)
     return authority, Material(
@@ -199,8 +213,8 @@ def load_authority(cert_data: bytes, key_data: bytes, password: bytes | None) ->
     """A site CA mounted to sign with; ValueError with the reason when it cannot sign."""
     cert = x509.load_pem_x509_certificate(cert_data)
     key = serialization.load_pem_private_key(key_data, password=password)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("the CA key is not an RSA key")
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ValueError("the CA key is neither RSA nor EC")
     if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
         raise ValueError("the CA key does not belong to the CA certificate")
     try:
