@@ -74,7 +74,9 @@ def main() -> None:
             "TLS 1.3; chat completions, non-streaming with 2 tokens and streams of 64 chunks. In each table "
             "`direct` is the Coordinator's predict port (with TLS: a client presenting the pod's certificate) "
             "and `added` is supervisor_pd's port minus it. The client talks plain HTTP to supervisor_pd's port "
-            "in both. CPU per chunk is the whole supervisor's.",
+            "in both. CPU per chunk is the whole supervisor's. With TLS the absolute figures are the simulated "
+            "stack's own (its Coordinator and Servers are Python, doing TLS 1.3 with RSA-3072 certificates on the "
+            "same 2 CPUs); the proxy's share is the `added` columns.",
             "",
             "Plain HTTP to the Coordinator:",
             "",
