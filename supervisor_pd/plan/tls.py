@@ -24,7 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from supervisor_pd.certs.inputs import TlsInputs
+from supervisor_pd.certs.check import load_cert, san_ips
+from supervisor_pd.certs.inputs import MOUNT_CERT, TlsInputs
 from supervisor_pd.confdir import CONTROLLER, COORDINATOR, ConfInputs
 from supervisor_pd.errors import InputError
 from supervisor_pd.plan.model import Frozen, TlsLink, TlsPlan
@@ -173,6 +174,8 @@ def make_tls(
     folder = home / FOLDER
     check_motor_path(str(folder), f"the Server's home ({tls_inputs.home_source}: {home})")
     crl = mode == "mounted" and tls_inputs.material().crl_pem is not None
+    if mode == "mounted" and switches.inter_comm:
+        _check_link_address(tls_inputs, ips[0])
     if mode == "generate" and isinstance(tls_inputs.authority, InputError):
         raise tls_inputs.authority
     return TlsPlan(
@@ -195,6 +198,19 @@ def make_tls(
             else ("a private CA made at start" if mode == "generate" else f"mounted: {tls_inputs.mount}")
         ),
     )
+
+
+def _check_link_address(tls_inputs: TlsInputs, server_ip: str) -> None:
+    """The P->D link's gRPC client checks that the D Server's certificate names the address it
+    dials (the hand-off then fails on every request while the Servers look healthy)."""
+    named = san_ips(load_cert(tls_inputs.material().cert_pem))
+    if server_ip not in named:
+        raise InputError(
+            str(tls_inputs.mount / MOUNT_CERT),
+            f"does not name {server_ip} (the Servers' address) among its IP addresses "
+            f"({', '.join(sorted(named)) or 'none'}): the P->D link's gRPC client checks it, and every hand-off "
+            "would fail; reissue it with that IP in subjectAltName",
+        )
 
 
 def _refuse_kmc(settings: Settings, tls_inputs: TlsInputs, mode: str) -> None:

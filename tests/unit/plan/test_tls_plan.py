@@ -202,3 +202,25 @@ def test_pairs_of_features_one_container_never_starts_are_off_with_our_certifica
     assert auto["cluster_tls_enable"] is False
     off = load(plan_for(inputs=tls_on_inputs(), settings=Settings(tls="off")), "ms_controller.json")["tls_config"]
     assert off["cluster_tls_enable"] is True
+
+
+def test_a_mounted_certificate_without_the_servers_address_is_refused_when_the_link_is_encrypted() -> None:
+    import datetime as dt
+
+    from supervisor_pd.certs.pki import Material
+    from tests import certs
+
+    ca = certs.make_ca()
+    leaf = certs.make_leaf(ca, ips=["10.9.9.9"])
+    material = Material(
+        ca.cert_pem, leaf.cert_pem, leaf.key_pem(), None, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC)
+    )
+    with pytest.raises(InputError) as caught:
+        plan_for(settings=Settings(tls="mounted"), tls=tls_inputs(mounted=material))
+    assert caught.value.where.endswith("certs/server.pem")
+    assert "127.0.0.1" in caught.value.problem and "10.9.9.9" in caught.value.problem
+    good = certs.make_leaf(ca, ips=["127.0.0.1"])
+    material = Material(
+        ca.cert_pem, good.cert_pem, good.key_pem(), None, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC)
+    )
+    assert plan_for(settings=Settings(tls="mounted"), tls=tls_inputs(mounted=material)).tls.mode == "mounted"
