@@ -23,7 +23,12 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "RELIABILITY.md"
-SUITES = ["tests/e2e/test_fault_matrix.py", "tests/integration/test_bad_inputs.py", "tests/e2e/test_bad_http_inputs.py"]
+SUITES = [
+    "tests/e2e/test_fault_matrix.py",
+    "tests/e2e/test_fault_matrix_tls.py",
+    "tests/integration/test_bad_inputs.py",
+    "tests/e2e/test_bad_http_inputs.py",
+]
 
 
 def rows(folder: Path, table: str) -> list[dict[str, Any]]:

@@ -209,51 +209,6 @@ def test_recoverable_fault_under_load(stack: SupervisorRun, key: str, fault: str
     recoverable_fault(stack, key, fault)
 
 
-@pytest.fixture(scope="module")
-def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorRun]:
-    """The stack with every MindIE link on mutual TLS (certificates generated at start); 4 Servers."""
-    with running(tmp_path_factory.mktemp("matrix-tls"), env={**STACK_ENV, "SUPERVISOR_PD_TLS": "generate"}) as run:
-        yield run
-
-
-TLS_ROWS = [(key, fault) for key, fault in RECOVERABLE if key in ("sigkill-prefill", "sigkill-coordinator")]
-
-
-@pytest.mark.parametrize(("key", "fault"), TLS_ROWS, ids=[key for key, _ in TLS_ROWS])
-def test_recoverable_fault_under_load_with_tls(tls_stack: SupervisorRun, key: str, fault: str) -> None:
-    assert tls_stack.server_config(1)["httpsEnabled"] is True
-    recoverable_fault(tls_stack, key, fault + ", every link on mutual TLS")
-
-
-def test_certificate_renewal_under_load_loses_no_request(tls_stack: SupervisorRun) -> None:
-    """`supervisor-pd renew-tls` under a steady load: every process restarts with the new
-    certificate while the port holds new requests; no request fails, none is lost."""
-    run = tls_stack
-    wait_until(lambda: all_ready(run), 60, what="every process ready before the renewal")
-    before = processes(run)
-    cert = Path(json.loads((run.out / "ms_coordinator.json").read_text())["tls_config"]["status_tls_items"]["tls_cert"])
-    old = cert.read_bytes()
-
-    def renew() -> None:
-        done = run.cli("renew-tls")
-        assert done.returncode == 0, done.stderr
-
-    def everyone_restarted() -> bool:
-        now = processes(run)
-        return all_ready(run) and all(now[n]["pid"] != before[n]["pid"] for n in before)
-
-    load, took = under_load(run, renew, everyone_restarted, recover_timeout=120)
-    assert cert.read_bytes() != old
-    assert load["error"] == 0 and load["refused"] == 0, [(p["began"], p["detail"]) for p in load["problems"]]
-    Row(
-        "certificate renewal (supervisor-pd renew-tls), every link on mutual TLS",
-        f"all {len(before)} processes restarted with the new certificate (in dependency order) while the port held new "
-        "requests; no request failed",
-        load,
-        took,
-    ).check_and_record()
-
-
 def recoverable_fault(run: SupervisorRun, key: str, fault: str) -> None:
     wait_until(lambda: all_ready(run), 60, what="every process ready before the fault")
     before = processes(run)
