@@ -210,17 +210,12 @@ def generate(
 
 
 def load_authority(cert_data: bytes, key_data: bytes, password: bytes | None) -> Authority:
-    """A site CA mounted to sign with; ValueError with the reason when it cannot sign."""
+    """A site CA mounted to sign with; ValueError when its key cannot sign for its certificate (that
+    it is a CA, and valid, is certs/check.py's check_ca, run by the caller)."""
     cert = x509.load_pem_x509_certificate(cert_data)
     key = serialization.load_pem_private_key(key_data, password=password)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ValueError("the CA key is neither RSA nor EC")
     if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
         raise ValueError("the CA key does not belong to the CA certificate")
-    try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        constraints = None
-    if constraints is None or not constraints.ca:
-        raise ValueError("the CA certificate is not a CA (basicConstraints CA:TRUE missing)")
     return Authority(cert, key)

@@ -132,3 +132,12 @@ def test_an_old_kmc_mount_without_a_plaintext_client_certificate_is_refused(tmp_
     found = load_tls_inputs(Settings(tls="mounted", tls_mount=folder), inputs, {"PATH": "/nowhere"})
     assert isinstance(found.mounted, InputError)
     assert found.mounted.where.endswith("client/cert.pem") and "is missing" in found.mounted.problem
+
+
+def test_a_site_ca_that_is_not_a_ca_cannot_sign(tmp_path: Path) -> None:
+    leaf = certs.make_leaf(certs.make_ca())
+    certs.write_pem(tmp_path / "mnt" / "ca" / "ca.pem", leaf.cert_pem, 0o444)
+    certs.write_pem(tmp_path / "mnt" / "ca" / "ca.key.pem", leaf.key_pem(), 0o400)
+    found = load_tls_inputs(Settings(tls="generate", tls_mount=tmp_path / "mnt"), factories.inputs(), {"PATH": "/x"})
+    assert isinstance(found.authority, InputError)
+    assert found.authority.where.endswith("ca/ca.key.pem") and "not a CA" in found.authority.problem
