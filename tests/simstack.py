@@ -65,23 +65,48 @@ def http(
         return 0, b""
 
 
-def free_base(size: int = 48) -> int:
-    """A block of `size` ports below the ephemeral range that can all be bound now."""
-    for _ in range(200):
-        base = random.randrange(20000, 32000 - size)
+# Test ports come from below the ephemeral range, so no connection's local port lands on them.
+_PORTS_LOW, _PORTS_HIGH = 20000, 32000
+_handed_out: list[int] = []  # where the blocks this process gave go on from (see free_base)
+
+
+def _worker_slice() -> tuple[int, int]:
+    """This pytest-xdist worker's share of the test port range: the workers of one run never draw
+    the same port, so one cannot take a block that another has checked but not bound yet."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return _PORTS_LOW, _PORTS_HIGH
+    index = int(worker[2:]) % count
+    width = (_PORTS_HIGH - _PORTS_LOW) // count
+    return _PORTS_LOW + index * width, _PORTS_LOW + (index + 1) * width
+
+
+def free_base(size: int = 64) -> int:
+    """A block of `size` ports that can all be bound now, after the blocks this process gave last.
+
+    Blocks are handed out in turn through this worker's slice rather than at random: a stack
+    started a moment ago may not have bound its ports yet, and must not be given them again.
+    Ports another program holds are skipped by binding each one."""
+    low, high = _worker_slice()
+    span = high - low - size
+    start = _handed_out[-1] - low if _handed_out else random.randrange(span)
+    for step in range(span // size):
+        base = low + (start + step * size) % span
         sockets = []
         try:
             for port in range(base, base + size):
                 sock = socket.socket()
                 sockets.append(sock)
                 sock.bind(("0.0.0.0", port))
-            return base
         except OSError:
             continue
         finally:
             for sock in sockets:
                 sock.close()
-    raise RuntimeError("no free block of ports")
+        _handed_out.append(base + size)
+        return base
+    raise RuntimeError(f"no free block of {size} ports in {low}-{high}")
 
 
 @dataclass(frozen=True)
