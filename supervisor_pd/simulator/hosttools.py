@@ -6,6 +6,7 @@ simulated host's bin folder. The host is read from ``$SUPERVISOR_PD_SIM_HOST/sim
 Faults for tests, through the environment:
   SUPERVISOR_PD_SIM_NPU_SMI=fail|garbage|empty   npu-smi fails, prints nonsense, or lists no NPU
   SUPERVISOR_PD_SIM_HCCN_FAIL=3,5                hccn_tool fails for these physical ids
+and per chip or per tool, from the environment or a file read on every run (hostfaults.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
+from supervisor_pd.simulator.hostfaults import HANG_SECONDS, HostFaults, load_host_faults
+from supervisor_pd.simulator.npusummary import ChipLine, render_health, render_summary
 from supervisor_pd.simulator.profiles import HostProfile, SimChip
 
 _PAD = 31
@@ -24,13 +28,28 @@ def _line(key: str, value: object) -> str:
     return f"\t{key:<{_PAD}}: {value}"
 
 
-def _load() -> HostProfile:
+def _root() -> Path:
     root = os.environ.get("SUPERVISOR_PD_SIM_HOST")
     if not root:
         sys.stderr.write("simulated host tool: SUPERVISOR_PD_SIM_HOST is not set\n")
         raise SystemExit(127)
-    data = json.loads((Path(root) / "simhost.json").read_text())
+    return Path(root)
+
+
+def _load() -> HostProfile:
+    data = json.loads((_root() / "simhost.json").read_text())
     return HostProfile.from_json(data)
+
+
+def _tool_fault(faults: HostFaults, tool: str) -> int | None:
+    """The exit code when a tool-wide fault decides the run, else None."""
+    if faults.tool(tool, "hang"):
+        time.sleep(HANG_SECONDS)
+        return 0
+    if faults.tool(tool, "garbage"):
+        sys.stdout.write("\x1b[31m*** segfault in libdcmi ***\x1b[0m\nNPU ID : zero\nstatus ?? ~~\n")
+        return 0
+    return None
 
 
 def _fail(message: str, code: int = 255) -> int:
@@ -43,6 +62,10 @@ def _fail(message: str, code: int = 255) -> int:
 
 def npu_smi(args: list[str]) -> int:
     profile = _load()
+    faults = load_host_faults(_root())
+    decided = _tool_fault(faults, "npu-smi")
+    if decided is not None:
+        return decided
     mode = os.environ.get("SUPERVISOR_PD_SIM_NPU_SMI", "ok")
     if mode == "fail":
         sys.stderr.write("DrvMngGetConsoleLogLevel failed. (ret=4)\n")
@@ -56,7 +79,7 @@ def npu_smi(args: list[str]) -> int:
     if args == ["info", "-m"]:
         return _print(_map(profile, chips))
     if args == ["info"]:
-        return _print(_summary(profile, chips))
+        return _print(_summary(profile, chips, faults))
     if len(args) >= 4 and args[:2] == ["info", "-t"]:
         options = dict(zip(args[3::2], args[4::2], strict=False))
         kind = args[2]
@@ -65,6 +88,8 @@ def npu_smi(args: list[str]) -> int:
             return _fail("The device id is invalid. Please use npu-smi info -l to check the device id.", 255)
         if kind == "board":
             return _print(_board(profile, chip))
+        if kind == "health":
+            return _print(_health(chip, faults))
         if kind == "spod-info":
             if profile.super_pod_id is None:
                 return _fail("This device does not support querying spod-info.", 255)
@@ -150,47 +175,87 @@ def _spod(profile: HostProfile, chip: SimChip) -> str:
     return "\n".join(_line(key, value) for key, value in pairs) + "\n"
 
 
-def _summary(profile: HostProfile, chips: list[SimChip]) -> str:
-    rule = "+" + "-" * 27 + "+" + "-" * 15 + "+" + "-" * 52 + "+"
-    double = "+" + "=" * 27 + "+" + "=" * 15 + "+" + "=" * 52 + "+"
-    head = f"| npu-smi {profile.npu_smi_version:<24}Version: {profile.npu_smi_version:<54}|"
-    out = [rule, head, rule]
-    out.append(f"| {'NPU   Name':<26}| {'Health':<14}| {'Power(W)    Temp(C)           Hugepages-Usage(page)':<51}|")
-    out.append(f"| {'Chip':<26}| {'Bus-Id':<14}| {'AICore(%)   Memory-Usage(MB)  HBM-Usage(MB)':<51}|")
-    out.append(double)
-    for npu in sorted({chip.npu_id for chip in chips}):
-        own = [chip for chip in chips if chip.npu_id == npu]
-        out.append(
-            f"| {npu:<6}{profile.board_chip_name:<20}| {'OK':<14}| {'93.6        37                0    / 0':<51}|"
-        )
-        for chip in own:
-            out.append(
-                f"| {chip.chip_id:<26}| {chip.bdf.upper():<14}| {'0           0    / 0          3161 / 65536':<51}|"
+def _summary(profile: HostProfile, chips: list[SimChip], faults: HostFaults) -> str:
+    busy = _busy_devices()
+    lines = []
+    for chip in chips:
+        loaded = chip.phy_id in busy
+        lines.append(
+            ChipLine(
+                npu_id=chip.npu_id,
+                chip_id=chip.chip_id,
+                phy_id=chip.phy_id,
+                name=profile.board_chip_name,
+                health="Alarm" if faults.chip(chip.phy_id, "unhealthy") else "OK",
+                # A3: the card's power is on its first chip's row, the second prints "-".
+                power="-" if chip.chip_id and profile.phy_id_column else f"{93.6 + chip.phy_id * 1.3:.1f}",
+                temp=str(37 + chip.phy_id % 5 + (4 if loaded else 0)),
+                aicore="0",
+                hbm_used=(58000 if loaded else 3161) + chip.phy_id * 7,
+                hbm_total=65536,
+                bus=chip.bdf.upper(),
             )
-        out.append(double)
-    out.append(f"| {'NPU     Chip':<26}| {'Process id':<14}| {'Process name             | Process memory(MB)':<51}|")
-    out.append(double)
-    for npu in sorted({chip.npu_id for chip in chips}):
-        out.append(f"| {'No running processes found in NPU ' + str(npu):<95}|")
-        out.append(double)
-    return "\n".join(out) + "\n"
+        )
+    return render_summary(profile.npu_smi_version, lines, per_chip=profile.phy_id_column)
+
+
+def _health(chip: SimChip, faults: HostFaults) -> str:
+    if faults.chip(chip.phy_id, "unhealthy"):
+        return render_health("Alarm", "80E18005", "HBM multi-bit ECC error, device isolated")
+    return render_health("OK", "NA", "NA")
+
+
+def _busy_devices() -> set[int]:
+    """Physical ids whose device lock (run/davinci<N>.lock) a simulated Server holds, read from
+    /proc/locks so that looking never takes the lock a starting Server wants."""
+    run = _root() / "run"
+    try:
+        held = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return set()
+    inodes = set()
+    for line in held:
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK":
+            inodes.add(fields[5])
+    busy = set()
+    for path in run.glob("davinci*.lock"):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        key = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+        if key in inodes and path.stem[len("davinci") :].isdigit():
+            busy.add(int(path.stem[len("davinci") :]))
+    return busy
 
 
 # --- hccn_tool --------------------------------------------------------------------------
 
 
+HCCN_QUERIES = {"-ip": "ip address", "-link": "link status", "-net_health": "net health status"}
+
+
 def hccn_tool(args: list[str]) -> int:
     profile = _load()
-    if len(args) != 4 or args[0] != "-i" or args[2:] != ["-ip", "-g"] or not args[1].isdigit():
-        sys.stderr.write("Usage: hccn_tool -i <device_id> -ip -g\n")
+    faults = load_host_faults(_root())
+    decided = _tool_fault(faults, "hccn_tool")
+    if decided is not None:
+        return decided
+    if len(args) != 4 or args[0] != "-i" or args[2] not in HCCN_QUERIES or args[3] != "-g" or not args[1].isdigit():
+        sys.stderr.write("Usage: hccn_tool -i <device_id> {-ip|-link|-net_health} -g\n")
         return 1
-    phy = int(args[1])
+    phy, query = int(args[1]), args[2]
     failing = {int(x) for x in os.environ.get("SUPERVISOR_PD_SIM_HCCN_FAIL", "").split(",") if x.strip().isdigit()}
     chip = next((chip for chip in profile.chips if chip.phy_id == phy), None)
     if chip is None:
         return _fail(f"Device {phy} does not exist.", 255)
-    if phy in failing or chip.device_ip is None:
-        return _fail(f"Get ip address failed, device id: {phy}, ret: -1", 255)
+    if phy in failing or (query == "-ip" and chip.device_ip is None):
+        return _fail(f"Get {HCCN_QUERIES[query]} failed, device id: {phy}, ret: -1", 255)
+    if query == "-link":
+        return _print(f"link status: {'DOWN' if faults.chip(phy, 'link-down') else 'UP'}\n")
+    if query == "-net_health":
+        return _print(f"net health status: {'Fault' if faults.chip(phy, 'net-unhealthy') else 'Success'}\n")
     return _print(f"ipaddr:{chip.device_ip}\nnetmask:255.255.0.0\n")
 
 
