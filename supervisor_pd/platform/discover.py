@@ -3,31 +3,33 @@
 Order of questions (reference §7): `npu-smi info -l` and `-m` for the chips, /dev/davinciN and
 the two visibility variables for what this container may use, lspci for A2/A3, `npu-smi info -t
 board` and sysfs for NUMA, hccl.json / spod-info for A3 super-pod ids, hccn_tool or
-/etc/hccn.conf for device IPs, cgroups for the CPU set.
+/etc/hccn.conf for device IPs, cgroups for the CPU set. Questions that do not wait on another's
+answer are asked at once (toolpool.py), the answers read in this order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 from supervisor_pd.errors import InputError
 from supervisor_pd.formats.common import parse_json, validate_document
-from supervisor_pd.formats.ranktable import HcclJson
+from supervisor_pd.formats.ranktable import HcclDevice, HcclJson
 from supervisor_pd.platform import hccn, npusmi, pci
 from supervisor_pd.platform.cpuset import container_cpuset, format_cpulist
 from supervisor_pd.platform.facts import Chip, DeviceType, HostFacts, Level, Notice
 from supervisor_pd.platform.hostfs import HostFS
 from supervisor_pd.platform.numa import ephemeral_port_range, numa_nodes, pci_numa_node
-from supervisor_pd.platform.tools import ToolError, ToolResult, run_tool, which
+from supervisor_pd.platform.toolpool import DEFAULT_CONCURRENCY, ToolPool
+from supervisor_pd.platform.tools import ToolError, ToolResult, which
 from supervisor_pd.platform.visibility import parse_id_list
 from supervisor_pd.settings import Settings, env_name
 
-T = TypeVar("T")
-R = TypeVar("R")
 _HCCL_JSON_LIMIT = 16 << 20
+_LIST = ["npu-smi", "info", "-l"]
+_MAP = ["npu-smi", "info", "-m"]
+Pending = Future[ToolResult]
 
 
 @dataclass
@@ -36,6 +38,7 @@ class _Discovery:
     host: HostFS
     environ: Mapping[str, str] | None
     notices: list[Notice]
+    pool: ToolPool
 
     def note(self, level: Level, subject: str, message: str) -> None:
         self.notices.append(Notice(level, subject, message))
@@ -43,35 +46,61 @@ class _Discovery:
     def which(self, name: str) -> bool:
         return which(name, self.environ) is not None
 
-    def run(self, argv: list[str]) -> ToolResult:
-        """A host tool from the PATH discovery was given; raises ToolError."""
-        return run_tool(argv, self.settings.tool_timeout, self.environ)
+    def ask(self, argv: list[str]) -> Pending:
+        """Start a host tool from the PATH discovery was given; its answer comes later."""
+        return self.pool.submit(argv)
 
-    def tool(self, argv: list[str]) -> ToolResult:
+    def required_output(self, pending: Pending, argv: list[str]) -> str:
         try:
-            return self.run(argv)
+            result = pending.result()
         except ToolError as exc:
             raise InputError(argv[0], f"{exc}; supervisor_pd needs it to discover the NPUs") from None
-
-    def required_output(self, argv: list[str]) -> str:
-        result = self.tool(argv)
         if result.returncode != 0:
             raise InputError(argv[0], result.failure())
         return result.stdout
 
 
-def discover(settings: Settings, environ: Mapping[str, str] | None = None) -> HostFacts:
+def _outcome(pending: Pending) -> ToolResult | ToolError:
+    try:
+        return pending.result()
+    except ToolError as exc:
+        return exc
+
+
+def discover(
+    settings: Settings, environ: Mapping[str, str] | None = None, concurrency: int = DEFAULT_CONCURRENCY
+) -> HostFacts:
     """Everything planning needs to know about this host. Raises InputError on unusable facts.
 
-    Host tools are looked up on, and run with, `environ` (default: this process's environment)."""
-    run = _Discovery(settings, HostFS(settings.host_root), environ, [])
-    chips = _visible_chips(run)
-    device_type, type_source = _device_type(run, chips)
-    chips = _parallel(chips, lambda chip: _with_numa(run, chip))
-    super_pod_id = None
-    if device_type is DeviceType.A3:
-        chips, super_pod_id = _super_pod(run, chips)
-    chips = _device_ips(run, chips)
+    Host tools are looked up on, and run with, `environ` (default: this process's environment),
+    at most `concurrency` at a time: every question that does not wait on another's answer is
+    asked at once, and the answers are read in the order of the questions, so the facts and
+    notices are those of asking one after another."""
+    with ToolPool(settings.tool_timeout, environ, concurrency) as pool:
+        run = _Discovery(settings, HostFS(settings.host_root), environ, [], pool)
+        listed, mapped = run.ask(_LIST), run.ask(_MAP)
+        lspci = run.ask(["lspci"]) if settings.device_type == "auto" and run.which("lspci") else None
+        chips = _visible_chips(run, listed, mapped)
+        device_type, type_source = _device_type(run, chips, lspci)
+        operator = _operator_devices(run, chips) if device_type is DeviceType.A3 else None
+        if operator is not None:
+            chips = [_from_operator(chip, operator[0]) for chip in chips]
+        # Every per-chip question at once: the board (NUMA), spod-info (an A3 without the
+        # Operator's hccl.json) and hccn_tool (a chip with no device IP yet).
+        boards = [run.ask(_chip_argv("board", chip)) for chip in chips]
+        need_spod = device_type is DeviceType.A3 and operator is None
+        spods = [run.ask(_chip_argv("spod-info", chip)) for chip in chips] if need_spod else []
+        have_hccn = run.which("hccn_tool")
+        ips = {
+            chip.phy_id: run.ask(["hccn_tool", "-i", str(chip.phy_id), "-ip", "-g"])
+            for chip in chips
+            if have_hccn and not chip.device_ip
+        }
+        chips = [_with_numa(run, chip, board) for chip, board in zip(chips, boards, strict=True)]
+        super_pod_id = operator[1] if operator is not None else None
+        if need_spod:
+            chips, super_pod_id = _super_pod(run, chips, spods)
+        chips = _device_ips(run, chips, have_hccn, ips)
     cpus, cpuset_source = container_cpuset(run.host)
     return HostFacts(
         device_type=device_type,
@@ -87,20 +116,16 @@ def discover(settings: Settings, environ: Mapping[str, str] | None = None) -> Ho
     )
 
 
-def _parallel(items: list[T], work: Callable[[T], R]) -> list[R]:
-    # One tool call per chip; 16 chips answered one after the other would take seconds.
-    if len(items) <= 1:
-        return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
-        return list(pool.map(work, items))
+def _chip_argv(kind: str, chip: Chip) -> list[str]:
+    return ["npu-smi", "info", "-t", kind, "-i", str(chip.npu_id), "-c", str(chip.chip_id)]
 
 
 # --- which chips this container may use ------------------------------------------------
 
 
-def _visible_chips(run: _Discovery) -> list[Chip]:
-    listed_text = run.required_output(["npu-smi", "info", "-l"])
-    map_text = run.required_output(["npu-smi", "info", "-m"])
+def _visible_chips(run: _Discovery, listed: Pending, mapped: Pending) -> list[Chip]:
+    listed_text = run.required_output(listed, _LIST)
+    map_text = run.required_output(mapped, _MAP)
     try:
         listed = npusmi.parse_list(listed_text)
         mapped = npusmi.parse_map(map_text)
@@ -206,16 +231,13 @@ def _ids(values: object) -> str:
 # --- A2 or A3 ---------------------------------------------------------------------------
 
 
-def _device_type(run: _Discovery, chips: list[Chip]) -> tuple[DeviceType, str]:
+def _device_type(run: _Discovery, chips: list[Chip], lspci: Pending | None) -> tuple[DeviceType, str]:
     chosen = run.settings.device_type
     if chosen != "auto":
         return DeviceType(chosen), f"{env_name('device_type')}={chosen}"
-    if run.which("lspci"):
-        try:
-            result = run.run(["lspci"])
-        except ToolError:
-            result = None
-        if result is not None and result.returncode == 0:
+    if lspci is not None:
+        result = _outcome(lspci)
+        if isinstance(result, ToolResult) and result.returncode == 0:
             found = pci.device_type_from_lspci(result.stdout)
             if found is not None:
                 pci_id = "d802" if found is DeviceType.A2 else "d803"
@@ -235,12 +257,9 @@ def _device_type(run: _Discovery, chips: list[Chip]) -> tuple[DeviceType, str]:
 # --- NUMA -------------------------------------------------------------------------------
 
 
-def _with_numa(run: _Discovery, chip: Chip) -> Chip:
-    try:
-        result = run.run(["npu-smi", "info", "-t", "board", "-i", str(chip.npu_id), "-c", str(chip.chip_id)])
-    except ToolError:
-        return chip
-    if result.returncode != 0:
+def _with_numa(run: _Discovery, chip: Chip, board: Pending) -> Chip:
+    result = _outcome(board)
+    if isinstance(result, ToolError) or result.returncode != 0:
         return chip
     bdf = npusmi.parse_board_bdf(result.stdout)
     if bdf is None:
@@ -251,36 +270,42 @@ def _with_numa(run: _Discovery, chip: Chip) -> Chip:
 # --- A3 super pod -----------------------------------------------------------------------
 
 
-def _super_pod(run: _Discovery, chips: list[Chip]) -> tuple[list[Chip], str | None]:
+def _operator_devices(run: _Discovery, chips: list[Chip]) -> tuple[dict[str, HcclDevice], str | None] | None:
+    """The Operator's completed hccl.json, by device id, with its super-pod id, when it describes
+    every visible chip; else None (npu-smi spod-info is asked)."""
     operator = _operator_hccl(run)
-    if operator is not None:
-        devices = {device.device_id: device for server in operator.server_list for device in server.device}
-        pod = operator.super_pod_list[0].super_pod_id if operator.super_pod_list else None
-        updated = []
-        for chip in chips:
-            device = devices.get(str(chip.phy_id))
-            if device is None or device.super_device_id is None:
-                break
-            chip = replace(chip, super_device_id=device.super_device_id)
-            address = hccn.valid_ipv4(device.device_ip or "")
-            if address is not None:
-                chip = replace(chip, device_ip=address, device_ip_source="hccl.json")
-            updated.append(chip)
-        else:
-            return updated, pod
-        run.note(Level.WARNING, "hccl.json", "does not describe every visible NPU; using npu-smi spod-info")
+    if operator is None:
+        return None
+    devices = {device.device_id: device for server in operator.server_list for device in server.device}
+    pod = operator.super_pod_list[0].super_pod_id if operator.super_pod_list else None
+    for chip in chips:
+        device = devices.get(str(chip.phy_id))
+        if device is None or device.super_device_id is None:
+            run.note(Level.WARNING, "hccl.json", "does not describe every visible NPU; using npu-smi spod-info")
+            return None
+    return devices, pod
 
-    def spod(chip: Chip) -> tuple[Chip, str | None]:
-        try:
-            result = run.run(["npu-smi", "info", "-t", "spod-info", "-i", str(chip.npu_id), "-c", str(chip.chip_id)])
-        except ToolError:
-            return chip, None
-        info = npusmi.parse_spod_info(result.stdout) if result.returncode == 0 else None
+
+def _from_operator(chip: Chip, devices: dict[str, HcclDevice]) -> Chip:
+    device = devices[str(chip.phy_id)]
+    chip = replace(chip, super_device_id=device.super_device_id)
+    address = hccn.valid_ipv4(device.device_ip or "")
+    if address is not None:
+        chip = replace(chip, device_ip=address, device_ip_source="hccl.json")
+    return chip
+
+
+def _super_pod(run: _Discovery, chips: list[Chip], spods: list[Pending]) -> tuple[list[Chip], str | None]:
+    def spod(chip: Chip, pending: Pending) -> tuple[Chip, str | None]:
+        result = _outcome(pending)
+        info = None
+        if isinstance(result, ToolResult) and result.returncode == 0:
+            info = npusmi.parse_spod_info(result.stdout)
         if info is None:
             return chip, None
         return replace(chip, super_device_id=info.sdid), info.super_pod_id
 
-    answers = _parallel(chips, spod)
+    answers = [spod(chip, pending) for chip, pending in zip(chips, spods, strict=True)]
     pods = {pod for _, pod in answers if pod is not None}
     if any(chip.super_device_id is None for chip, _ in answers):
         run.note(
@@ -319,8 +344,7 @@ def _operator_hccl(run: _Discovery) -> HcclJson | None:
 # --- device IPs -------------------------------------------------------------------------
 
 
-def _device_ips(run: _Discovery, chips: list[Chip]) -> list[Chip]:
-    have_tool = run.which("hccn_tool")
+def _device_ips(run: _Discovery, chips: list[Chip], have_tool: bool, asked: dict[int, Pending]) -> list[Chip]:
     conf = hccn.parse_hccn_conf(run.host.read_text("/etc/hccn.conf") or "")
 
     def lookup(chip: Chip) -> tuple[Chip, str]:
@@ -328,19 +352,19 @@ def _device_ips(run: _Discovery, chips: list[Chip]) -> list[Chip]:
             return chip, ""
         why = "hccn_tool is not on PATH"
         if have_tool:
-            try:
-                result = run.run(["hccn_tool", "-i", str(chip.phy_id), "-ip", "-g"])
+            result = _outcome(asked[chip.phy_id])
+            if isinstance(result, ToolError):
+                why = str(result)
+            else:
                 address = hccn.parse_hccn_tool_ip(result.stdout) if result.returncode == 0 else None
                 if address is not None:
                     return replace(chip, device_ip=address, device_ip_source="hccn_tool"), ""
                 why = result.failure() if result.returncode != 0 else "`hccn_tool` printed no ipaddr"
-            except ToolError as exc:
-                why = str(exc)
         if chip.phy_id in conf:
             return replace(chip, device_ip=conf[chip.phy_id], device_ip_source="/etc/hccn.conf"), ""
         return chip, f"{why}, and /etc/hccn.conf has no address_{chip.phy_id}"
 
-    answers = _parallel(chips, lookup)
+    answers = [lookup(chip) for chip in chips]
     missing = [(chip, why) for chip, why in answers if why]
     if missing and run.settings.device_ips == "strict":
         chip, why = missing[0]
