@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from supervisor_pd.simulator.fasttools import fast_wrapper
 from supervisor_pd.simulator.profiles import HostProfile
 
 MARKER = "simhost.json"
@@ -135,7 +136,8 @@ def host_files(profile: HostProfile, root: Path) -> dict[str, tuple[bytes, int]]
 
     tools = [tool for tool in HOST_TOOLS if tool != "hccn_tool" or profile.hccn_tool]
     for tool in tools:
-        add(f"bin/{tool}", wrapper_script("supervisor_pd.simulator.hosttools", [tool], root), TOOL_MODE)
+        slow = wrapper_script("supervisor_pd.simulator.hosttools", [tool], root)
+        add(f"bin/{tool}", fast_wrapper(tool, profile, root, slow), TOOL_MODE)
     for name, module in MINDIE_BINARIES.items():
         add(f"bin/{name}", wrapper_script(module, [], root), TOOL_MODE)
     add(f"bin/{CERT_TOOL}", python_wrapper("supervisor_pd.simulator.certtool", root), TOOL_MODE)

@@ -15,7 +15,11 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
+from typing import TextIO
 
 from supervisor_pd.simulator.hostfaults import HANG_SECONDS, HostFaults, load_host_faults
 from supervisor_pd.simulator.npusummary import ChipLine, render_health, render_summary
@@ -28,79 +32,91 @@ def _line(key: str, value: object) -> str:
     return f"\t{key:<{_PAD}}: {value}"
 
 
-def _root() -> Path:
+@dataclass
+class Host:
+    """What one tool run sees: the host, its environment and faults, where it prints."""
+
+    profile: HostProfile
+    root: Path
+    environ: Mapping[str, str] = field(default_factory=dict)
+    faults: HostFaults = field(default_factory=HostFaults)
+    out: TextIO = field(default_factory=StringIO)
+    err: TextIO = field(default_factory=StringIO)
+
+    def print(self, text: str) -> int:
+        self.out.write(text)
+        return 0
+
+    def fail(self, message: str, code: int = 255) -> int:
+        # npu-smi and hccn_tool print the reason on stdout.
+        self.out.write(message + "\n")
+        return code
+
+
+def _this_host() -> Host:
     root = os.environ.get("SUPERVISOR_PD_SIM_HOST")
     if not root:
         sys.stderr.write("simulated host tool: SUPERVISOR_PD_SIM_HOST is not set\n")
         raise SystemExit(127)
-    return Path(root)
+    profile = HostProfile.from_json(json.loads((Path(root) / "simhost.json").read_text()))
+    return Host(profile, Path(root), os.environ, load_host_faults(root), sys.stdout, sys.stderr)
 
 
-def _load() -> HostProfile:
-    data = json.loads((_root() / "simhost.json").read_text())
-    return HostProfile.from_json(data)
+def answer(tool: str, args: list[str], profile: HostProfile, root: Path) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of `tool args` on a host with no fault and no fault variable
+    (what the bin wrappers print without starting Python, fasttools.py)."""
+    out, err = StringIO(), StringIO()
+    code = TOOLS[tool](Host(profile, root, out=out, err=err), args)
+    return code, out.getvalue(), err.getvalue()
 
 
-def _tool_fault(faults: HostFaults, tool: str) -> int | None:
+def _tool_fault(host: Host, tool: str) -> int | None:
     """The exit code when a tool-wide fault decides the run, else None."""
-    if faults.tool(tool, "hang"):
+    if host.faults.tool(tool, "hang"):
         time.sleep(HANG_SECONDS)
         return 0
-    if faults.tool(tool, "garbage"):
-        sys.stdout.write("\x1b[31m*** segfault in libdcmi ***\x1b[0m\nNPU ID : zero\nstatus ?? ~~\n")
-        return 0
+    if host.faults.tool(tool, "garbage"):
+        return host.print("\x1b[31m*** segfault in libdcmi ***\x1b[0m\nNPU ID : zero\nstatus ?? ~~\n")
     return None
-
-
-def _fail(message: str, code: int = 255) -> int:
-    sys.stdout.write(message + "\n")
-    return code
 
 
 # --- npu-smi ----------------------------------------------------------------------------
 
 
-def npu_smi(args: list[str]) -> int:
-    profile = _load()
-    faults = load_host_faults(_root())
-    decided = _tool_fault(faults, "npu-smi")
+def npu_smi(host: Host, args: list[str]) -> int:
+    profile, faults = host.profile, host.faults
+    decided = _tool_fault(host, "npu-smi")
     if decided is not None:
         return decided
-    mode = os.environ.get("SUPERVISOR_PD_SIM_NPU_SMI", "ok")
+    mode = host.environ.get("SUPERVISOR_PD_SIM_NPU_SMI", "ok")
     if mode == "fail":
-        sys.stderr.write("DrvMngGetConsoleLogLevel failed. (ret=4)\n")
-        return _fail("dcmi model initialized failed, because the device is used. ret is -8020", 255)
+        host.err.write("DrvMngGetConsoleLogLevel failed. (ret=4)\n")
+        return host.fail("dcmi model initialized failed, because the device is used. ret is -8020", 255)
     if mode == "garbage":
-        sys.stdout.write("\x1b[31m*** segfault in libdcmi ***\x1b[0m\nNPU ID : zero\n")
-        return 0
+        return host.print("\x1b[31m*** segfault in libdcmi ***\x1b[0m\nNPU ID : zero\n")
     chips = [] if mode == "empty" else list(profile.chips)
     if args in (["info", "-l"], ["info", "-L"]):
-        return _print(_list(profile, chips))
+        return host.print(_list(profile, chips))
     if args == ["info", "-m"]:
-        return _print(_map(profile, chips))
+        return host.print(_map(profile, chips))
     if args == ["info"]:
-        return _print(_summary(profile, chips, faults))
+        return host.print(_summary(host, chips))
     if len(args) >= 4 and args[:2] == ["info", "-t"]:
         options = dict(zip(args[3::2], args[4::2], strict=False))
         kind = args[2]
         chip = _find(chips, options.get("-i"), options.get("-c", "0"))
         if chip is None:
-            return _fail("The device id is invalid. Please use npu-smi info -l to check the device id.", 255)
+            return host.fail("The device id is invalid. Please use npu-smi info -l to check the device id.", 255)
         if kind == "board":
-            return _print(_board(profile, chip))
+            return host.print(_board(profile, chip))
         if kind == "health":
-            return _print(_health(chip, faults))
+            return host.print(_health(chip, faults))
         if kind == "spod-info":
             if profile.super_pod_id is None:
-                return _fail("This device does not support querying spod-info.", 255)
-            return _print(_spod(profile, chip))
-    sys.stderr.write("Usage: npu-smi info [-l | -m | -t <type> -i <id> [-c <chip_id>]]\n")
+                return host.fail("This device does not support querying spod-info.", 255)
+            return host.print(_spod(profile, chip))
+    host.err.write("Usage: npu-smi info [-l | -m | -t <type> -i <id> [-c <chip_id>]]\n")
     return 1
-
-
-def _print(text: str) -> int:
-    sys.stdout.write(text)
-    return 0
 
 
 def _find(chips: list[SimChip], npu: str | None, chip_id: str | None) -> SimChip | None:
@@ -175,8 +191,9 @@ def _spod(profile: HostProfile, chip: SimChip) -> str:
     return "\n".join(_line(key, value) for key, value in pairs) + "\n"
 
 
-def _summary(profile: HostProfile, chips: list[SimChip], faults: HostFaults) -> str:
-    busy = _busy_devices()
+def _summary(host: Host, chips: list[SimChip]) -> str:
+    profile, faults = host.profile, host.faults
+    busy = _busy_devices(host.root)
     lines = []
     for chip in chips:
         loaded = chip.phy_id in busy
@@ -205,10 +222,10 @@ def _health(chip: SimChip, faults: HostFaults) -> str:
     return render_health("OK", "NA", "NA")
 
 
-def _busy_devices() -> set[int]:
+def _busy_devices(root: Path) -> set[int]:
     """Physical ids whose device lock (run/davinci<N>.lock) a simulated Server holds, read from
     /proc/locks so that looking never takes the lock a starting Server wants."""
-    run = _root() / "run"
+    run = root / "run"
     try:
         held = Path("/proc/locks").read_text().splitlines()
     except OSError:
@@ -236,34 +253,33 @@ def _busy_devices() -> set[int]:
 HCCN_QUERIES = {"-ip": "ip address", "-link": "link status", "-net_health": "net health status"}
 
 
-def hccn_tool(args: list[str]) -> int:
-    profile = _load()
-    faults = load_host_faults(_root())
-    decided = _tool_fault(faults, "hccn_tool")
+def hccn_tool(host: Host, args: list[str]) -> int:
+    profile, faults = host.profile, host.faults
+    decided = _tool_fault(host, "hccn_tool")
     if decided is not None:
         return decided
     if len(args) != 4 or args[0] != "-i" or args[2] not in HCCN_QUERIES or args[3] != "-g" or not args[1].isdigit():
-        sys.stderr.write("Usage: hccn_tool -i <device_id> {-ip|-link|-net_health} -g\n")
+        host.err.write("Usage: hccn_tool -i <device_id> {-ip|-link|-net_health} -g\n")
         return 1
     phy, query = int(args[1]), args[2]
-    failing = {int(x) for x in os.environ.get("SUPERVISOR_PD_SIM_HCCN_FAIL", "").split(",") if x.strip().isdigit()}
+    failing = {int(x) for x in host.environ.get("SUPERVISOR_PD_SIM_HCCN_FAIL", "").split(",") if x.strip().isdigit()}
     chip = next((chip for chip in profile.chips if chip.phy_id == phy), None)
     if chip is None:
-        return _fail(f"Device {phy} does not exist.", 255)
+        return host.fail(f"Device {phy} does not exist.", 255)
     if phy in failing or (query == "-ip" and chip.device_ip is None):
-        return _fail(f"Get {HCCN_QUERIES[query]} failed, device id: {phy}, ret: -1", 255)
+        return host.fail(f"Get {HCCN_QUERIES[query]} failed, device id: {phy}, ret: -1", 255)
     if query == "-link":
-        return _print(f"link status: {'DOWN' if faults.chip(phy, 'link-down') else 'UP'}\n")
+        return host.print(f"link status: {'DOWN' if faults.chip(phy, 'link-down') else 'UP'}\n")
     if query == "-net_health":
-        return _print(f"net health status: {'Fault' if faults.chip(phy, 'net-unhealthy') else 'Success'}\n")
-    return _print(f"ipaddr:{chip.device_ip}\nnetmask:255.255.0.0\n")
+        return host.print(f"net health status: {'Fault' if faults.chip(phy, 'net-unhealthy') else 'Success'}\n")
+    return host.print(f"ipaddr:{chip.device_ip}\nnetmask:255.255.0.0\n")
 
 
 # --- lspci ------------------------------------------------------------------------------
 
 
-def lspci(args: list[str]) -> int:
-    profile = _load()
+def lspci(host: Host, args: list[str]) -> int:
+    profile = host.profile
     if not args:
         lines = [
             "00:00.0 PCI bridge: Huawei Technologies Co., Ltd. HiSilicon PCIe Root Port with Gen4 (rev 21)",
@@ -275,12 +291,12 @@ def lspci(args: list[str]) -> int:
                 f"{chip.bdf[5:]} Processing accelerators: Huawei Technologies Co., Ltd. "
                 f"Device {profile.pci_device} (rev 20)"
             )
-        return _print("\n".join(lines) + "\n")
+        return host.print("\n".join(lines) + "\n")
     if len(args) >= 2 and args[0] == "-s":
         wanted = args[1].lower()
         for chip in profile.chips:
             if wanted in (chip.bdf, chip.bdf[5:]):
-                return _print(
+                return host.print(
                     f"{chip.bdf[5:]} Processing accelerators: Huawei Technologies Co., Ltd. "
                     f"Device {profile.pci_device} (rev 20)\n"
                     "\tSubsystem: Huawei Technologies Co., Ltd. Device 0100\n"
@@ -289,7 +305,7 @@ def lspci(args: list[str]) -> int:
                     "\tKernel driver in use: devdrv_device_driver\n"
                 )
         return 0
-    sys.stderr.write("lspci: simulated lspci supports no options but -s BDF [-vvv]\n")
+    host.err.write("lspci: simulated lspci supports no options but -s BDF [-vvv]\n")
     return 1
 
 
@@ -301,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in TOOLS:
         sys.stderr.write(f"usage: hosttools {{{','.join(TOOLS)}}} [args...]\n")
         return 2
-    return TOOLS[argv[0]](argv[1:])
+    return TOOLS[argv[0]](_this_host(), argv[1:])
 
 
 if __name__ == "__main__":
