@@ -248,7 +248,24 @@ def status_table(data: dict[str, Any], now: float) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _npu_lines(data)) + "\n"
+
+
+def _npu_lines(data: dict[str, Any]) -> list[str]:
+    """NPU and link health under the table: the faults with their reasons, and tools that fail."""
+    npu = data.get("npu_health")
+    if not npu:
+        return []
+    if not npu["enabled"]:
+        return ["", "npu health: not watched"]
+    last = npu["last"]
+    read = (
+        "no collection yet" if last is None else f"read {last['age_seconds']:.0f}s ago ({last['tool_runs']} tool runs)"
+    )
+    lines = ["", f"npu health: every {npu['interval_seconds']:g}s, policy {npu['policy']}; {read}"]
+    lines += [f"  {p['name']}: {p['npu_fault']}" for p in data["processes"] if p.get("npu_fault")]
+    lines += [f"  unknown: {failure['error']}" for failure in (last or {}).get("tool_errors", [])[:3]]
+    return lines
 
 
 def cmd_status(api: Api, args: argparse.Namespace) -> int:

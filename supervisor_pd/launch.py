@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
@@ -50,12 +51,20 @@ def run(settings: Settings) -> int:
     server_context(settings)  # so does a bad certificate for the HTTP port
     prepared = prepare(settings, "run", lock=True)
     try:
-        return _run(prepared.settings, prepared.plan, prepared.specs, write(prepared), prepared.certs)
+        output = write(prepared)
+        return _run(prepared.settings, prepared.plan, prepared.specs, output, prepared.certs, prepared.environ)
     finally:
         prepared.release()
 
 
-def _run(settings: Settings, plan: Plan, specs: tuple[ProcessSpec, ...], output: Path, certs: CertKeeper) -> int:
+def _run(
+    settings: Settings,
+    plan: Plan,
+    specs: tuple[ProcessSpec, ...],
+    output: Path,
+    certs: CertKeeper,
+    host_env: Mapping[str, str],
+) -> int:
     file_dir = settings.state_dir / "logs" if _on(settings.log_to_file) else None
     sink = LogSink(
         settings.log_format, file_dir=file_dir, file_bytes=settings.log_file_bytes, file_count=settings.log_file_count
@@ -82,6 +91,7 @@ def _run(settings: Settings, plan: Plan, specs: tuple[ProcessSpec, ...], output:
         rules=MindieRules(plan, settings.controller_stall_seconds, settings.coordinator_quarantine_seconds),
         file_limit=before if after != before else None,
         tls=client_context(plan.tls),
+        host_env=host_env,  # NPU health runs the host tools discovery ran
     )
     try:
         code = anyio.run(

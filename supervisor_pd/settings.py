@@ -262,6 +262,21 @@ class Settings(BaseSettings):
     restart_budget: int = Field(
         5, ge=0, description="Failures in a row allowed per process; one more stops everything with exit code 3."
     )
+    npu_health_interval: float = Field(
+        15.0,
+        ge=0,
+        description="Seconds between NPU and link health collections while running (one npu-smi info for every "
+        "chip, hccn_tool for chips with a real device IP; docs/npu-health.md); 0 = off.",
+    )
+    npu_health_timeout: float = Field(
+        10.0, gt=0, description="Seconds allowed for one npu-smi/hccn_tool run of an NPU health collection."
+    )
+    npu_fault: Literal["report", "restart"] = Field(
+        "report",
+        description="A Server with a bad chip or link is not ready either way. report: it is shown unhealthy with "
+        "the reason and left running; restart: it is failed and restarted under the restart budget and backoff, so "
+        "a chip that stays bad ends in exit code 3 (docs/npu-health.md).",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="text: child lines prefixed with the process name; json: one JSON object per line."
     )

@@ -1,7 +1,8 @@
 """Kubernetes-style checks, answered from a snapshot of the engine: never a request to a child.
 
 /readyz is the engine's own judgement (runtime/health.py): every serving process's readiness
-observed since its last start, the Coordinator's after every Server's, nothing disrupted since.
+observed since its last start, the Coordinator's after every Server's, nothing disrupted since,
+and no Server with a bad chip or link (runtime/npuwatch.py).
 The checks below explain it; they cannot disagree with it, because they read the same facts.
 """
 
@@ -49,7 +50,7 @@ def liveness(view: Snapshot) -> list[Check]:
 def readiness(view: Snapshot) -> list[Check]:
     servers = view.of_kind(Kind.SERVER)
     ready = [p for p in servers if p.ready]
-    missing = [p.name for p in servers if not p.ready]
+    missing = [f"{p.name} ({p.npu_fault})" if p.npu_fault else p.name for p in servers if not p.ready]
     prefill = [p.name for p in ready if p.role == "prefill"]
     decode = [p.name for p in ready if p.role == "decode"]
     coordinator = next(iter(view.of_kind(Kind.COORDINATOR)), None)
@@ -65,9 +66,27 @@ def readiness(view: Snapshot) -> list[Check]:
         Check("prefill", bool(prefill), f"ready: {', '.join(prefill)}" if prefill else "no prefill Server is ready"),
         Check("decode", bool(decode), f"ready: {', '.join(decode)}" if decode else "no decode Server is ready"),
         Check("servers", not missing, f"not ready: {', '.join(missing)}" if missing else "every Server is role-ready"),
+        npu(view),
         Check("service", view.ready, f"{view.phase.value}: {view.phase_reason}"),
         Check("not-draining", not view.stopping, f"service {view.phase.value}"),
     ]
+
+
+def npu(view: Snapshot) -> Check:
+    """Fails when a Server has a bad chip or link; a tool that does not answer is only named."""
+    faults = [f"{p.name}: {p.npu_fault}" for p in view.of_kind(Kind.SERVER) if p.npu_fault]
+    if faults:
+        return Check("npu", False, "; ".join(faults))
+    watch = view.npu
+    if not watch.enabled:
+        return Check("npu", True, "not watched (SUPERVISOR_PD_NPU_HEALTH_INTERVAL=0)")
+    if watch.last is None:
+        return Check("npu", True, "no collection yet")
+    age = time.monotonic() - watch.last.finished
+    failing = sorted({failure.tool for failure in watch.last.failures})
+    if failing:
+        return Check("npu", True, f"no known fault; unknown now: {', '.join(failing)} failed (read {age:.1f} s ago)")
+    return Check("npu", True, f"no chip or link fault (read {age:.1f} s ago)")
 
 
 def startup(view: Snapshot) -> list[Check]:

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from supervisor_pd.api.npumetrics import NpuCollector
 from supervisor_pd.runtime.events import Probe
 from supervisor_pd.runtime.snapshot import Snapshot
 from supervisor_pd.runtime.spec import Kind
@@ -244,6 +245,7 @@ class MetricsEndpoint:
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SupervisorCollector(view))
+        self.registry.register(NpuCollector(view))
         self.proxy = ProxyMetrics(self.registry)
         self.health_seconds = Histogram(
             "supervisor_pd_health_check_seconds",

@@ -1,4 +1,4 @@
-"""The merged status view: the plan summary and every process, as plain data (no secrets)."""
+"""The merged status view: the plan summary, every process and its NPUs, as plain data (no secrets)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.platform.cpuset import format_cpulist
-from supervisor_pd.runtime.snapshot import ProcessView, Snapshot
+from supervisor_pd.runtime.snapshot import ChipView, NpuView, ProcessView, Snapshot
 from supervisor_pd.runtime.spec import Kind
 
 
@@ -51,6 +51,7 @@ def process(plan: Plan, child: ProcessView) -> dict[str, Any]:
         "devices": [d.phy_id for d in server.devices] if server is not None else [],
         "logical_devices": [d.logical_id for d in server.devices] if server is not None else [],
         "cpus": format_cpulist(child.spec.cpus) if child.spec.cpus else None,
+        "npu_fault": child.npu_fault,
         "health": None
         if health is None
         else {"ok": health.ok, "detail": health.detail, "seconds": round(health.seconds, 4), "at": child.health_wall},
@@ -91,4 +92,55 @@ def status(plan: Plan, view: Snapshot) -> dict[str, Any]:
             "last_exit": view.guardian.last_exit,
         },
         "processes": [process(plan, child) for child in view.processes],
+        "npu_health": npu_health(view.npu),
+    }
+
+
+def _chip(chip: ChipView) -> dict[str, Any]:
+    latest = chip.latest
+    reading = latest.reading if latest is not None else None
+    detail = latest.detail if latest is not None else None
+    return {
+        "process": chip.server,
+        "npu_id": chip.npu_id,
+        "chip_id": chip.chip_id,
+        "phy_id": chip.phy_id,
+        "logical_id": chip.logical_id,
+        # None: unknown in the last collection (its tool failed), or no collection yet.
+        "health": reading.health if reading is not None else None,
+        "error_code": detail.error_code if detail is not None else None,
+        "information": chip.information,
+        "temperature_c": reading.temp_c if reading is not None else None,
+        "power_w": reading.power_w if reading is not None else None,
+        "aicore_percent": reading.aicore_pct if reading is not None else None,
+        "hbm_used_mb": reading.hbm_used_mb if reading is not None else None,
+        "hbm_total_mb": reading.hbm_total_mb if reading is not None else None,
+        "link_checked": chip.link_checked,
+        "link": latest.link if latest is not None else None,
+        "net_health": latest.net if latest is not None else None,
+        "faults": list(chip.faults),
+    }
+
+
+def npu_health(npu: NpuView) -> dict[str, Any]:
+    last = npu.last
+    now = time.monotonic()
+    return {
+        "enabled": npu.enabled,
+        "interval_seconds": npu.interval,
+        "policy": npu.policy,
+        "collections": npu.collections,
+        "last": None
+        if last is None
+        else {
+            "age_seconds": round(now - last.finished, 3),
+            "seconds": round(last.finished - last.started, 4),
+            "tool_runs": last.runs,
+            "tool_errors": [
+                {"tool": failure.tool, "command": failure.command, "error": failure.error} for failure in last.failures
+            ],
+        },
+        "collecting_seconds": None if npu.running_since is None else round(now - npu.running_since, 3),
+        "tool_errors_total": dict(npu.errors),
+        "chips": [_chip(chip) for chip in npu.chips],
     }

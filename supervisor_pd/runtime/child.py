@@ -79,6 +79,9 @@ class Child:
     ever_up: bool = False
     probing: set[Probe] = field(default_factory=set)
 
+    # A Server's bad chip or link (runtime/npuwatch.py): a fact about its NPUs, so it outlives its runs.
+    npu_fault: str | None = None
+
     # What the process says about itself (a Server's role), learned by the rules.
     role_status: str | None = None
     current_role: str | None = None

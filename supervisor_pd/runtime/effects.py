@@ -1,10 +1,10 @@
 """Everything the engine does to the world goes through one object (see supervisor's `options`).
 
 The engine decides; an `Effects` object acts: it spawns, signals, kills what is left of a child,
-sends HTTP probes, runs the drain hooks, keeps the guardian informed and tells the time. Results
-come back later as events (`Answered`, `GroupGone`, `HooksDone`, `Exited`). `runtime/os_effects.py`
-does it for real; the unit tests drive the engine with a fake that records the calls and a clock
-they move by hand.
+sends HTTP probes, collects NPU health, runs the drain hooks, keeps the guardian informed and
+tells the time. Results come back later as events (`Answered`, `GroupGone`, `NpuReport`,
+`HooksDone`, `Exited`). `runtime/os_effects.py` does it for real; the unit tests drive the engine
+with a fake that records the calls and a clock they move by hand.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from supervisor_pd.runtime.events import Probe
+from supervisor_pd.runtime.npucollect import ChipTarget
 from supervisor_pd.runtime.spec import HttpCheck, ProcessSpec
 
 
@@ -51,6 +52,11 @@ class Effects(Protocol):
 
     def probe(self, name: str, run: int, probe: Probe, checks: tuple[HttpCheck, ...], timeout: float) -> None:
         """GET each check in turn (all must answer 200); `Answered` follows with the last result."""
+        ...
+
+    def collect_npu(self, targets: tuple[ChipTarget, ...], timeout: float) -> None:
+        """Run one NPU and link health collection (runtime/npucollect.py), off the loop, each tool
+        within `timeout`; `NpuReport` follows, whatever the tools did."""
         ...
 
     def run_hooks(self, deadline: float) -> None:

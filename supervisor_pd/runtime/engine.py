@@ -25,6 +25,7 @@ from supervisor_pd.runtime.effects import Effects
 from supervisor_pd.runtime.events import Answered, Drain, Event, Exited, GroupGone, HooksDone, Probe, Restart, Signal
 from supervisor_pd.runtime.guardian_keeper import Guardian
 from supervisor_pd.runtime.health import Health
+from supervisor_pd.runtime.npuwatch import NpuReport
 from supervisor_pd.runtime.port_wait import ports_released
 from supervisor_pd.runtime.restart import Action, RestartPolicy, Run, decide
 from supervisor_pd.runtime.rules import NoRules, Rules
@@ -65,13 +66,11 @@ class Engine:
         self.phase_since = self.started
         self.phase_reason = "starting"
         self.ever_ready = False
-        self.exit_code = ExitCode.OK
-        self.exit_reason = ""
+        self.exit_code, self.exit_reason = ExitCode.OK, ""
         self.finished = False
-        self.internal_errors = 0
-        self.stop_signals = 0
+        self.internal_errors = self.stop_signals = 0
         self.guardian = Guardian(fx, self._track)
-        self.health = Health(self)
+        self.health = Health(self)  # with it, the NPU and link health watch (runtime/npuwatch.py)
         self.drainer: Drainer | None = None
         self._rules_due: float | None = None
 
@@ -88,6 +87,8 @@ class Engine:
                 self.on_answered(event)
             case GroupGone():
                 self.on_group_gone(event)
+            case NpuReport():
+                self.health.npu.reported(event)
             case HooksDone():
                 if self.drainer is not None:
                     self.drainer.hooks_done = True

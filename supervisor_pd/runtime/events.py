@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from supervisor_pd.runtime.npucollect import ChipResult, ToolFailure
 from supervisor_pd.runtime.probes import Result
 
 
@@ -52,6 +53,17 @@ class GroupGone:
 
 
 @dataclass(frozen=True)
+class NpuReport:
+    """One NPU and link health collection (runtime/npucollect.py), begun at `started`."""
+
+    started: float
+    finished: float
+    chips: tuple[ChipResult, ...]
+    failures: tuple[ToolFailure, ...]
+    runs: int
+
+
+@dataclass(frozen=True)
 class HooksDone:
     """The drain hooks (the HTTP port's in-flight requests) have finished or timed out."""
 
@@ -81,4 +93,4 @@ class Restart:
 
 
 Command = Signal | Drain | Restart
-Event = Exited | Answered | GroupGone | HooksDone | Command
+Event = Exited | Answered | GroupGone | NpuReport | HooksDone | Command

@@ -6,7 +6,8 @@ disrupted it: any exit, kill or restart clears it, and clears the readiness of e
 that observes it (the Coordinator's readiness reflects the Servers'), before the event is
 otherwise handled. A process that observes others counts only when its readiness was observed
 after each of theirs became ready, so the Coordinator's "ready" from before a Server came back
-is never taken as a statement about that Server.
+is never taken as a statement about that Server. A Server with a bad chip or link
+(runtime/npuwatch.py) does not count at all, whatever it answers.
 
 Probes run in rounds: first every process that observes nothing, then, once they have all
 answered, the observers. Rounds come every health interval while the service is ready and
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from supervisor_pd.runtime.events import Answered, Probe
+from supervisor_pd.runtime.npuwatch import NpuWatch
 from supervisor_pd.runtime.states import STOPPING_PHASES, UP, Phase, ProcState
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ class Health:
         for name, child in children.items():
             for observed in child.spec.observes:
                 self.observers[observed].append(name)
+        # The Servers' chips and links: read periodically, a fault keeps a Server from counting.
+        self.npu = NpuWatch(engine)
 
     # --- what is due -----------------------------------------------------------------------
 
@@ -81,6 +85,7 @@ class Health:
                 continue  # one on its way, or a ready process about to prove it is alive
             child.next_live = now + interval
             engine.request(child, Probe.LIVE)
+        self.npu.schedule(now)
 
     def _chased(self) -> list[Child]:
         engine = self.engine
@@ -134,7 +139,7 @@ class Health:
                 times.append(child.next_up_probe)
             elif child.state in UP and self._live_due_possible(child):
                 times.append(child.next_live)
-        return times
+        return times + self.npu.moments()
 
     @staticmethod
     def _live_due_possible(child: Child) -> bool:
@@ -185,6 +190,8 @@ class Health:
                 child.next_live = engine.fx.now() + engine.settings.health_interval
                 endpoints = " and ".join(check.path for check in child.spec.up)
                 engine.transition(child, ProcState.RUNNING, f"answers {endpoints}")
+                if child.npu_fault is not None:
+                    engine.transition(child, ProcState.UNHEALTHY, child.npu_fault)
                 self.soon()
             return
         if child.state not in UP:
@@ -206,7 +213,7 @@ class Health:
         # Past the next round's answer: a process that stays ready needs no liveness request.
         settings = engine.settings
         child.next_live = max(child.next_live, event.sent + settings.health_interval + settings.health_timeout)
-        if child.state is ProcState.UNHEALTHY:
+        if child.state is ProcState.UNHEALTHY and child.npu_fault is None:
             engine.transition(child, ProcState.RUNNING, "liveness recovered")
 
     def _dead(self, child: Child, event: Answered) -> None:
@@ -230,7 +237,7 @@ class Health:
 
     def counts(self, child: Child) -> bool:
         last = child.readiness.last
-        if child.state not in UP or last is None:
+        if child.state not in UP or last is None or child.npu_fault is not None:
             return False
         for name in child.spec.observes:
             since = self.engine.children[name].readiness.since
@@ -239,6 +246,8 @@ class Health:
         return True
 
     def why_not(self, child: Child) -> str:
+        if child.npu_fault is not None:
+            return f"{child.name} ({child.npu_fault})"
         if child.state not in UP:
             return f"{child.name} ({child.state.value})"
         if child.readiness.last is None:

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -21,10 +21,12 @@ from anyio.abc import TaskGroup
 from supervisor_pd.runtime import processes
 from supervisor_pd.runtime.cgroups import Cgroups
 from supervisor_pd.runtime.drain import GROUP_GONE_LIMIT
-from supervisor_pd.runtime.events import Answered, Event, Exited, GroupGone, HooksDone, Probe
+from supervisor_pd.runtime.events import Answered, Event, Exited, GroupGone, HooksDone, NpuReport, Probe
 from supervisor_pd.runtime.logs import LogSink
+from supervisor_pd.runtime.npucollect import CONCURRENCY, ChipTarget, Collection, ToolFailure, collect
 from supervisor_pd.runtime.probes import Prober, Result
 from supervisor_pd.runtime.spec import HttpCheck, ProcessSpec
+from supervisor_pd.runtime.toolrun import ToolRunner
 
 DrainHook = Callable[[float], Awaitable[None]]
 ProbeListener = Callable[[str, Probe, Result], None]
@@ -40,6 +42,7 @@ class OsEffects:
         instance: str,
         apply_cpus: bool,
         file_limit: int | None = None,
+        host_env: Mapping[str, str] | None = None,
     ) -> None:
         self.post = post
         self.sink = sink
@@ -58,6 +61,9 @@ class OsEffects:
         self._popens: dict[int, subprocess.Popen[bytes]] = {}
         self._tg: TaskGroup | None = None
         self._prober: Prober | None = None
+        # Host tools see the environment discovery saw (a simulated host's tools first on PATH).
+        self.tools = ToolRunner(os.environ if host_env is None else host_env, tag=self.tag("npu-health"))
+        self._tool_slots: anyio.CapacityLimiter | None = None
 
     def bind(self, tg: TaskGroup, prober: Prober) -> None:
         self._tg, self._prober = tg, prober
@@ -146,8 +152,11 @@ class OsEffects:
         self.post(GroupGone(name, run))
 
     def reap(self) -> None:
-        """The one place exit statuses are collected: ours and orphans' alike."""
-        for pid, code in processes.reap():
+        """The one place exit statuses are collected: ours and orphans' alike. A host tool's goes to
+        the thread that runs it (runtime/toolrun.py), under the lock its start is registered with."""
+        with self.tools.lock:
+            reaped = [(pid, code) for pid, code in processes.reap() if not self.tools.claim(pid, code)]
+        for pid, code in reaped:
             popen = self._popens.pop(pid, None) or self.guardian.process_for(pid)
             if popen is not None:
                 popen.returncode = code  # reaped: nothing left for subprocess to poll
@@ -218,6 +227,7 @@ class OsEffects:
             self.log(f"cannot record the process groups: {exc.strerror}")
 
     def close(self) -> None:
+        self.tools.stop()
         if self.cgroups is not None:
             self.cgroups.close()
         self.guardian.close()
@@ -238,6 +248,19 @@ class OsEffects:
         for listener in self.on_probe:
             listener(name, probe, result)
         self.post(Answered(name, run, probe, result, sent))
+
+    def collect_npu(self, targets: tuple[ChipTarget, ...], timeout: float) -> None:
+        self._task(self._collect_npu, targets, timeout)
+
+    async def _collect_npu(self, targets: tuple[ChipTarget, ...], limit: float) -> None:
+        if self._tool_slots is None:
+            self._tool_slots = anyio.CapacityLimiter(CONCURRENCY)
+        started = time.monotonic()
+        try:
+            found = await collect(targets, self.tools.run, limit, self._tool_slots)
+        except Exception as exc:  # a collector bug must not end the supervision loop with it
+            found = Collection((), (ToolFailure("collector", "", f"the NPU health collector failed: {exc!r}"),), 0)
+        self.post(NpuReport(started, time.monotonic(), found.chips, found.failures, found.runs))
 
     def run_hooks(self, deadline: float) -> None:
         self._task(self._hooks, deadline)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from supervisor_pd.runtime.events import NpuReport
+from supervisor_pd.runtime.npucollect import ChipResult
 from supervisor_pd.runtime.probes import Result
 from supervisor_pd.runtime.spec import Kind, ProcessSpec
 from supervisor_pd.runtime.states import ALIVE, STOPPING_PHASES, UP, Phase, ProcState
@@ -35,6 +37,7 @@ class ProcessView:
     ever_up: bool
     ready: bool  # its readiness counts now (see runtime/health.py)
     role: str | None  # the role it reports, else the planned one
+    npu_fault: str | None  # a Server's bad chip or link (runtime/npuwatch.py)
 
     @property
     def up(self) -> bool:
@@ -54,6 +57,31 @@ class GuardianView:
 
 
 @dataclass(frozen=True)
+class ChipView:
+    server: str
+    npu_id: int
+    chip_id: int
+    phy_id: int
+    logical_id: int
+    link_checked: bool  # a real device IP: hccn_tool is asked about it
+    latest: ChipResult | None  # the last collection's result (None: no collection yet)
+    faults: tuple[str, ...]  # its verdict, from the last collection that could tell
+    information: str | None  # npu-smi's words for a health fault
+
+
+@dataclass(frozen=True)
+class NpuView:
+    enabled: bool
+    interval: float
+    policy: str
+    chips: tuple[ChipView, ...]
+    collections: int
+    last: NpuReport | None
+    running_since: float | None  # a collection under way since (monotonic)
+    errors: dict[str, int]  # tool failures since the start, per tool
+
+
+@dataclass(frozen=True)
 class Snapshot:
     phase: Phase
     phase_reason: str
@@ -65,6 +93,7 @@ class Snapshot:
     heartbeat: float
     guardian: GuardianView
     processes: tuple[ProcessView, ...]
+    npu: NpuView
 
     @property
     def stopping(self) -> bool:
@@ -97,6 +126,7 @@ def snapshot(engine: Engine, heartbeat: float) -> Snapshot:
                 ever_up=child.ever_up,
                 ready=engine.health.counts(child),
                 role=child.current_role if child.current_role in ("prefill", "decode") else planned,
+                npu_fault=child.npu_fault,
             )
         )
     guardian = engine.guardian
@@ -111,4 +141,33 @@ def snapshot(engine: Engine, heartbeat: float) -> Snapshot:
         heartbeat=heartbeat,
         guardian=GuardianView(guardian.pid, guardian.restarts, guardian.last_exit, guardian.begun),
         processes=tuple(views),
+        npu=_npu(engine),
+    )
+
+
+def _npu(engine: Engine) -> NpuView:
+    watch = engine.health.npu
+    chips = tuple(
+        ChipView(
+            server=state.server,
+            npu_id=state.target.npu_id,
+            chip_id=state.target.chip_id,
+            phy_id=state.target.phy_id,
+            logical_id=state.logical_id,
+            link_checked=state.target.link,
+            latest=state.latest,
+            faults=tuple(state.faults),
+            information=state.information,
+        )
+        for state in watch.chips.values()
+    )
+    return NpuView(
+        enabled=watch.enabled,
+        interval=watch.interval,
+        policy=watch.policy,
+        chips=chips,
+        collections=watch.collections,
+        last=watch.last,
+        running_since=watch.running_since,
+        errors=dict(watch.tools.errors),
     )

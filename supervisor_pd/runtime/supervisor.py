@@ -4,8 +4,9 @@
         tick -> wait for the next event or wake-up time -> handle it (and any queued) -> tick ...
 
 Events come from exit watchers (a pidfd per child), the signal watcher, probe tasks, group
-cleanup and the HTTP layer's commands; all go through `post()`. The engine (runtime/engine.py)
-decides; the effects (runtime/os_effects.py) act. The HTTP layer reads `snapshot()`.
+cleanup, NPU health collections and the HTTP layer's commands; all go through `post()`. The
+engine (runtime/engine.py) decides; the effects (runtime/os_effects.py) act. The HTTP layer reads
+`snapshot()`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 import signal
 import ssl
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
@@ -47,6 +49,7 @@ class Supervisor:
         rules: Rules | None = None,
         file_limit: int | None = None,
         tls: ssl.SSLContext | None = None,
+        host_env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.tls = tls
@@ -54,7 +57,13 @@ class Supervisor:
         self._send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
         self.pidfile = processes.PidFile(state_dir / "run" / "children.json")
         self.fx = OsEffects(
-            self.post, sink, self.pidfile, secrets.token_hex(6), apply_cpus=apply_cpus, file_limit=file_limit
+            self.post,
+            sink,
+            self.pidfile,
+            secrets.token_hex(6),
+            apply_cpus=apply_cpus,
+            file_limit=file_limit,
+            host_env=host_env,
         )
         self.engine = Engine(specs, settings, self.fx, rules)
         self.heartbeat = time.monotonic()

@@ -204,6 +204,7 @@ def test_probes_when_ready(run: SupervisorRun) -> None:
         "[+]prefill",
         "[+]decode",
         "[+]servers",
+        "[+]npu",
         "[+]service",
         "[+]not-draining",
     }

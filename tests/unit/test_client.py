@@ -138,3 +138,16 @@ def test_status_table() -> None:
         "1.2ms",
     ]
     assert lines[5].split() == ["controller", "controller", "running", "-", "90s", "-", "1", "-", "1030", "-", "-", "-"]
+    assert len(lines) == 6  # no NPU health section from a supervisor that has none
+
+    data["processes"] = [{**process, "state": "unhealthy", "npu_fault": "NPU 3 chip 0: health Alarm"}, controller]
+    error = "`npu-smi info` did not finish within 10 s"
+    last = {"age_seconds": 2.2, "tool_runs": 17, "tool_errors": [{"tool": "npu-smi", "error": error}]}
+    data["npu_health"] = {"enabled": True, "interval_seconds": 15.0, "policy": "report", "last": last}
+    lines = client.status_table(data, now).splitlines()
+    assert lines[6:] == [
+        "",
+        "npu health: every 15s, policy report; read 2s ago (17 tool runs)",
+        "  server-1: NPU 3 chip 0: health Alarm",
+        f"  unknown: {error}",
+    ]

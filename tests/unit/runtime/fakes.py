@@ -82,6 +82,9 @@ class FakeEffects:
     def probe(self, name: str, run: int, probe: Probe, checks: tuple[HttpCheck, ...], timeout: float) -> None:
         self.probes.append(ProbeCall(name, run, probe, checks, self.clock))
 
+    def collect_npu(self, targets: tuple[Any, ...], timeout: float) -> None:
+        self.calls.append(("collect_npu", len(targets), timeout))
+
     def run_hooks(self, deadline: float) -> None:
         self.calls.append(("hooks", deadline))
 
