@@ -6,8 +6,8 @@ Collector: the simulated 800I A3 (16 chips, every device IP real), discovered an
 `supervisor-pd run --simulate 800i-a3` does, then `collect()` (runtime/npucollect.py) run back to
 back with the real ToolRunner on the simulated npu-smi and hccn_tool: 33 tool runs each. Reported
 per collection: wall time; the CPU of this process (every thread: spawning, waiting, parsing), which
-is supervisor_pd's own cost; the CPU of the tool processes. The simulated tools are Python
-programs (an interpreter start each), so that last figure is the simulator's, not npu-smi's.
+is supervisor_pd's own cost; the CPU of the tool processes, which is the simulator's (shell
+scripts printing precomputed answers while no fault is set), not npu-smi's.
 
 Probes: `supervisor-pd run --simulate 800i-a2` with a collection every 0.3 s (each tool within 3 s);
 for each fault written into the simulated host's run/host_faults, `GET /readyz` on a keep-alive
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--collections", type=int, default=20)
     parser.add_argument("--probes", type=int, default=300)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     cost = collector(args.collections)
     print(cost)
     latencies = probes(args.probes)
@@ -152,11 +153,14 @@ def main() -> None:
         p99 = values[max(0, int(len(values) * 0.99) - 1)]
         rows.append(f"| {name} | {len(values)} | {ms(statistics.median(values))} | {ms(p99)} | {ms(values[-1])} |")
         print(name, ms(statistics.median(values)), ms(p99), ms(values[-1]))
+    load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs"
     body = "\n".join(
         [
             "## NPU and link health",
             "",
             f"Command: `python bench/npu_health_bench.py --collections {args.collections} --probes {args.probes}`",
+            "",
+            f"Load average (1 min) while it ran: {load} (the machine was shared with other work).",
             "",
             "### One collection, 16 chips (simulated 800I A3)",
             "",
@@ -169,8 +173,8 @@ def main() -> None:
             f"{cost['runs']} runs: one `npu-smi info`, and `hccn_tool -link -g` and `-net_health -g` for each chip; "
             f"at most {CONCURRENCY} at once. supervisor_pd's CPU is this process's, every thread included (starting "
             "the tools, waiting, parsing); at the default interval (15 s) it is that much every 15 s. The tools' CPU "
-            "is the simulated tools' (each a Python interpreter start), not npu-smi's or hccn_tool's. The last "
-            "column: rendering the NPU series of one scrape (16 chips, one of them in fault).",
+            "is the simulated tools' (shell scripts printing precomputed answers), not npu-smi's or hccn_tool's. "
+            "The last column: rendering the NPU series of one scrape (16 chips, one of them in fault).",
             "",
             "### /readyz under each injected fault (simulated 800I A2, a collection every 0.3 s)",
             "",
@@ -178,9 +182,10 @@ def main() -> None:
             "|---|---|---|---|---|",
             *rows,
             "",
-            "A fault on a chip makes /readyz answer 503 (the Server is not ready), as fast as 200. A hung tool "
-            "(given up on after 3 s) or one that prints garbage changes nothing for the probes: they are answered "
-            "from memory, and the tools run in worker threads.",
+            "A fault on a chip makes /readyz answer 503 (its Server is not ready). A hung tool (given up on after "
+            "3 s) or one that prints garbage changes nothing for the probes: they are answered from memory, and the "
+            "tools run in worker threads. The spread between rows is this shared machine's (load above); none "
+            "comes near the 3 s a probe would take if it waited for a hung tool.",
         ]
     )
     update_section("npu-health", body)
