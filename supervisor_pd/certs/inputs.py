@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor_pd.certs import check
 from supervisor_pd.certs.pki import Authority, Kmc, Material, load_authority
 from supervisor_pd.confdir import ConfInputs, show_path
 from supervisor_pd.errors import InputError
@@ -221,6 +220,8 @@ def read_pem(mount: Path, name: str, notices: list[Notice] | None = None) -> byt
 
 
 def _load_mounted(mount: Path, notices: list[Notice], kmc: bool = False) -> Material:
+    from supervisor_pd.certs import check  # with cryptography: only when certificates are mounted
+
     now = dt.datetime.now(dt.UTC)
     ca_data = read_pem(mount, MOUNT_CA)
     cert_data = read_pem(mount, MOUNT_CERT)
@@ -256,6 +257,8 @@ def _load_mounted(mount: Path, notices: list[Notice], kmc: bool = False) -> Mate
 
 
 def _load_kmc(mount: Path, ca: Any, now: dt.datetime, checked: Any) -> Kmc:
+    from supervisor_pd.certs import check
+
     password = read_pem(mount, MOUNT_KMC_PASSWORD)
     if not password.strip():
         raise InputError(show_path(mount / MOUNT_KMC_PASSWORD), "is empty: it holds the key's KMC-encrypted password")
@@ -277,6 +280,8 @@ def _load_kmc(mount: Path, ca: Any, now: dt.datetime, checked: Any) -> Kmc:
 
 
 def _load_authority(mount: Path) -> Authority:
+    from supervisor_pd.certs import check
+
     cert_data = read_pem(mount, MOUNT_CA)
     key_data = read_pem(mount, MOUNT_CA_KEY)
     password = None

@@ -22,11 +22,14 @@ import datetime as dt
 import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+# cryptography is imported where a certificate or key is made or read, not with this module: a
+# start without TLS (most of them) does not pay for its import, a tenth of a plan's CPU.
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 KEY_BITS = 3072  # MindIE-LLM http_server's minimum for a certificate key
 # Clocks of the pod and of a peer may differ a little; a certificate that starts "now" would be
@@ -70,6 +73,8 @@ class Kmc:
 
 
 def new_key() -> rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
 
 
@@ -86,12 +91,17 @@ class KeyPrefetch:
 
 
 def new_ca_key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP384R1())
 
 
 def make_authority(
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, now: dt.datetime, lifetime: dt.timedelta
 ) -> Authority:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
     public = key.public_key()
     cert = (
@@ -124,6 +134,9 @@ def make_authority(
 
 
 def _digest(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> hashes.HashAlgorithm:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return hashes.SHA384() if isinstance(key, ec.EllipticCurvePrivateKey) else hashes.SHA256()
 
 
@@ -136,6 +149,9 @@ def issue_leaf(
     lifetime: dt.timedelta,
 ) -> x509.Certificate:
     """A v3 leaf for both ends of mutual TLS: serverAuth and clientAuth, SAN = the pod's IPs and names."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     alt += [x509.DNSName(name) for name in names]
     not_after = min(now + lifetime, authority.cert.not_valid_after_utc)
@@ -175,12 +191,16 @@ def issue_leaf(
 
 
 def key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -212,6 +232,10 @@ def generate(
 def load_authority(cert_data: bytes, key_data: bytes, password: bytes | None) -> Authority:
     """A site CA mounted to sign with; ValueError when its key cannot sign for its certificate (that
     it is a CA, and valid, is certs/check.py's check_ca, run by the caller)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     cert = x509.load_pem_x509_certificate(cert_data)
     key = serialization.load_pem_private_key(key_data, password=password)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):

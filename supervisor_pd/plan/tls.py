@@ -24,7 +24,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from supervisor_pd.certs.check import load_cert, san_ips
 from supervisor_pd.certs.inputs import MOUNT_CERT, TlsInputs
 from supervisor_pd.confdir import CONTROLLER, COORDINATOR, ConfInputs
 from supervisor_pd.errors import InputError
@@ -203,6 +202,8 @@ def make_tls(
 def _check_link_address(tls_inputs: TlsInputs, server_ip: str) -> None:
     """The P->D link's gRPC client checks that the D Server's certificate names the address it
     dials (the hand-off then fails on every request while the Servers look healthy)."""
+    from supervisor_pd.certs.check import load_cert, san_ips  # with cryptography: only for mounted material
+
     named = san_ips(load_cert(tls_inputs.material().cert_pem))
     if server_ip not in named:
         raise InputError(
