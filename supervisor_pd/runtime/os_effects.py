@@ -18,6 +18,7 @@ from typing import IO
 import anyio
 from anyio.abc import TaskGroup
 
+from supervisor_pd.platform.tools import which
 from supervisor_pd.runtime import processes
 from supervisor_pd.runtime.cgroups import Cgroups
 from supervisor_pd.runtime.drain import GROUP_GONE_LIMIT
@@ -257,7 +258,8 @@ class OsEffects:
             self._tool_slots = anyio.CapacityLimiter(CONCURRENCY)
         started = time.monotonic()
         try:
-            found = await collect(targets, self.tools.run, limit, self._tool_slots)
+            hccn = which("hccn_tool", self.tools.environ) is not None
+            found = await collect(targets, self.tools.run, limit, self._tool_slots, hccn_tool=hccn)
         except Exception as exc:  # a collector bug must not end the supervision loop with it
             found = Collection((), (ToolFailure("collector", "", f"the NPU health collector failed: {exc!r}"),), 0)
         self.post(NpuReport(started, time.monotonic(), found.chips, found.failures, found.runs))

@@ -115,6 +115,14 @@ async def test_chips_without_a_real_device_ip_get_no_hccn_tool_run() -> None:
     assert found.chips[5].link is None and found.chips[5].reading is not None
 
 
+async def test_without_hccn_tool_no_link_is_asked_and_that_is_one_failure() -> None:
+    tools = FakeTools()
+    found = await collect(A2, tools, 1.0, anyio.CapacityLimiter(8), hccn_tool=False)
+    assert tools.calls == [["npu-smi", "info"]]
+    assert [failure.tool for failure in found.failures] == ["hccn_tool"]
+    assert all(chip.reading is not None and chip.link is None for chip in found.chips)
+
+
 async def test_a_link_down_is_read() -> None:
     found = await run(FakeTools(links={5: "DOWN"}))
     assert found.chips[5].link == "DOWN" and found.chips[4].link == "UP"
