@@ -29,6 +29,7 @@ from supervisor_pd.materialize import MARKER, check_output, materialize
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.plan.planner import make_plan
 from supervisor_pd.plan.ports import BindChecker
+from supervisor_pd.plan.public_vars import PublicVariables
 from supervisor_pd.plan.tls import may_generate
 from supervisor_pd.platform.discover import discover
 from supervisor_pd.platform.facts import HostFacts
@@ -86,7 +87,8 @@ def prepare(settings: Settings, command: str, lock: bool) -> Prepared:
             settings, environ = _simulated(settings, environ, taken)
         facts = discover(settings, environ)
         tls_inputs = load_tls_inputs(settings, inputs, environ)
-        plan = make_plan(facts, inputs, settings, BindChecker(), tls_inputs)
+        variables = PublicVariables.from_environ(environ, settings)
+        plan = make_plan(facts, inputs, settings, BindChecker(), tls_inputs, variables)
         specs = tuple(build_specs(plan, settings, environ, output, settings.state_dir.absolute()))
         check_commands(specs)
     except BaseException:

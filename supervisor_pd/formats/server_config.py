@@ -74,6 +74,9 @@ class ScheduleSection(OpenModel):
     cacheBlockSize: Annotated[StrictInt, Field(ge=1, le=128)]
     maxBatchSize: Annotated[StrictInt, Field(ge=1, le=5000)]
     maxIterTimes: Annotated[StrictInt, Field(ge=1, le=4294967294)]
+    # Required by the Server; absent is allowed here because MINDIE_PREFILL_BATCH_SIZE may supply it
+    # (plan/public_vars.py checks the effective value: 0 = maxBatchSize, else at most maxBatchSize).
+    maxPrefillBatchSize: Annotated[StrictInt, Field(ge=0, le=4294967295)] | None = None
 
 
 class BackendSection(OpenModel):

@@ -19,6 +19,7 @@ from supervisor_pd.formats.http_client_ctl import HttpClientCtlFile
 from supervisor_pd.formats.server_config import ServerConfigFile
 from supervisor_pd.plan import tls as tls_plan
 from supervisor_pd.plan.model import ControllerPlan, CoordinatorPlan, ServerPlan, SettingWritten, TlsPlan
+from supervisor_pd.plan.public_vars import ServerVariables
 
 SINGLE_CONTAINER = "pd_disaggregation_single_container"
 SERVER_FILE_PATTERN = "config<n>.json"
@@ -99,20 +100,22 @@ def check_inputs(inputs: ConfInputs) -> None:
                 f"{doc.name}: BackendConfig.multiNodesInferEnabled",
                 "is true; one container runs single-node Servers only: set it to false",
             )
-        deploy, schedule = backend.ModelDeployConfig, backend.ScheduleConfig
-        if schedule.maxIterTimes > deploy.maxSeqLen:
-            raise InputError(
-                f"{doc.name}: BackendConfig.ScheduleConfig.maxIterTimes",
-                f"is {schedule.maxIterTimes}, more than ModelDeployConfig.maxSeqLen {deploy.maxSeqLen}; the "
-                "Coordinator refuses instances whose max output length exceeds the max sequence length",
-            )
+    # maxSeqLen, maxIterTimes and the batch sizes are checked with MindIE's public variables applied
+    # (plan/public_vars.py): a variable may repair, or break, what the file says.
 
 
 def server_config(
-    doc: Document[ServerConfigFile], server: ServerPlan, tls: TlsPlan, recorder: Recorder
+    doc: Document[ServerConfigFile],
+    server: ServerPlan,
+    tls: TlsPlan,
+    recorder: Recorder,
+    variables: ServerVariables | None = None,
 ) -> tuple[str, bytes]:
-    """config<n>.json for one Server."""
+    """config<n>.json for one Server; `variables`: MindIE's public variables, checked, applied
+    first as MindIE's boot helper applies them to config.json before the Server starts."""
     data = copy.deepcopy(doc.raw)
+    if variables is not None:
+        variables.apply(data)
     first = server.index == 1
 
     def put(path: str, value: Any, why: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
@@ -155,6 +156,17 @@ class SettingWritten(Frozen):
     why: str
 
 
+class ServerSetting(Frozen):
+    """A Server config value one of MindIE's public variables sets (plan/public_vars.py): the
+    effective value and where it came from."""
+
+    field: str  # key path in every config<n>.json
+    variable: str  # the variable that overrides it
+    value: str
+    origin: str  # the variable, the input file, MindIE's default, or single-container PD
+    source: Literal["variable", "file", "default", "plan"]
+
+
 class PlannedFile(Frozen):
     name: str
     content: bytes
@@ -183,6 +195,7 @@ class Plan(Frozen):
     container_cpus: tuple[int, ...]
     ports: tuple[PortAssignment, ...]
     settings_written: tuple[SettingWritten, ...]
+    server_settings: tuple[ServerSetting, ...] = ()
     notices: tuple[NoticeOut, ...]
     files: tuple[PlannedFile, ...]
     tls: TlsPlan

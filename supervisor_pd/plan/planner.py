@@ -16,6 +16,7 @@ from supervisor_pd.formats.server_config import ServerConfigFile
 from supervisor_pd.plan import configs
 from supervisor_pd.plan.cpus import plan_cpus
 from supervisor_pd.plan.layout import Layout, make_layout, numa_of
+from supervisor_pd.plan.log_vars import check_log_variables
 from supervisor_pd.plan.model import (
     ControllerPlan,
     CoordinatorPlan,
@@ -29,6 +30,8 @@ from supervisor_pd.plan.model import (
 )
 from supervisor_pd.plan.paths import check_motor_path
 from supervisor_pd.plan.ports import ANY_IP, PortAllocator, PortChecker, PortRequest
+from supervisor_pd.plan.public_vars import PublicVariables
+from supervisor_pd.plan.public_vars import resolve as resolve_server_variables
 from supervisor_pd.plan.ranktable import RANKTABLE_FILE, build_ranktable
 from supervisor_pd.plan.tls import make_tls
 from supervisor_pd.platform.facts import HostFacts, Level, Notice
@@ -48,14 +51,19 @@ def make_plan(
     settings: Settings,
     checker: PortChecker,
     tls_inputs: TlsInputs | None = None,
+    variables: PublicVariables | None = None,
 ) -> Plan:
     """The whole deployment: Servers, ports, CPU sets, TLS and the files to write.
 
-    `tls_inputs`: what certs.inputs read about certificates; None = nothing mounted, no Server home known."""
+    `tls_inputs`: what certs.inputs read about certificates; None = nothing mounted, no Server home known.
+    `variables`: MindIE's public variables from the environment; None = none set."""
+    variables = variables if variables is not None else PublicVariables()
     configs.check_inputs(inputs)
+    check_log_variables(variables)
     layout = make_layout(facts.chips, inputs, settings)
     notices: list[Notice] = [*facts.notices, *layout.notices]
     server_docs = _server_documents(inputs, settings, len(layout.groups), notices)
+    server_vars = resolve_server_variables(server_docs, variables)
 
     coordinator_conf = inputs.coordinator.model.http_config
     controller_conf = inputs.controller.model.http_server
@@ -186,7 +194,8 @@ def make_plan(
     files = [
         PlannedFile(name=name, content=content)
         for name, content in (
-            configs.server_config(doc, server, tls, recorder) for doc, server in zip(server_docs, servers, strict=True)
+            configs.server_config(doc, server, tls, recorder, server_vars)
+            for doc, server in zip(server_docs, servers, strict=True)
         )
     ]
     ranktable_path = str((settings.output / RANKTABLE_FILE).absolute())
@@ -227,10 +236,9 @@ def make_plan(
             content=build_ranktable(facts.device_type, servers, controller, coordinator, facts.super_pod_id),
         )
     )
-    model = server_docs[0].model
     return Plan(
-        model_name=model.model.modelName,
-        max_seq_len=model.BackendConfig.ModelDeployConfig.maxSeqLen,
+        model_name=server_vars.model_name,
+        max_seq_len=server_vars.max_seq_len,
         device_type=facts.device_type,
         device_type_source=facts.device_type_source,
         simulated=facts.simulated,
@@ -246,6 +254,7 @@ def make_plan(
         container_cpus=tuple(sorted(facts.container_cpus)),
         ports=tuple(alloc.assignments),
         settings_written=tuple(recorder.written),
+        server_settings=server_vars.settings,
         notices=tuple(NoticeOut(level=n.level, subject=n.subject, message=n.message) for n in notices),
         files=tuple(files),
         tls=tls,

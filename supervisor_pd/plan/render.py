@@ -69,6 +69,13 @@ def plan_text(plan: Plan, output: str, written: bool) -> str:
     out += _table(
         ["#", "role", "NPUs", "logical", "device IPs", "NUMA", "CPUs", "port", "mgmt", "metrics", "intercomm"], rows
     )
+    if plan.server_settings:
+        # Where each value MindIE's public variables can set comes from: a variable beats the file.
+        out += ["", "Server settings (every config<n>.json; MINDIE_* variables override the input file)"]
+        out += _table(
+            ["setting", "value", "from"],
+            [[s.field.rsplit(".", 1)[-1], s.value, s.origin] for s in plan.server_settings],
+        )
     coordinator, controller = plan.coordinator, plan.controller
     out += ["", "Components"]
     out += _table(

@@ -90,6 +90,50 @@ def _ip(value: str, name: str, allow_zero: bool) -> str:
     return value
 
 
+_UINT32_MAX = 4294967295
+# MindIE-LLM src/config_manager/model_deploy_config.cpp:423-433 CheckModelNameLength.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,254}[A-Za-z0-9])?", re.ASCII)
+
+
+def _value_problems(data: dict[str, Any], model: dict[str, Any]) -> list[str]:
+    """The value checks of the Server's config load on the keys MindIE's public variables set, in
+    MindIE's words; all are printed, then the Server stops."""
+    problems = []
+    numbers = {}
+    for path, name in (
+        ("BackendConfig.ModelDeployConfig.maxSeqLen", "maxSeqLen"),
+        ("BackendConfig.ScheduleConfig.maxIterTimes", "maxIterTimes"),
+        ("BackendConfig.ScheduleConfig.maxBatchSize", "maxBatchSize"),
+        ("BackendConfig.ScheduleConfig.maxPrefillBatchSize", "maxPrefillBatchSize"),
+    ):
+        value = _get(data, path, int)  # required fields (schedule_config.cpp:29-33, model_deploy_config.cpp:36)
+        if not 0 <= value <= _UINT32_MAX:  # ParamChecker::IsWithinRange, param_checker.cpp:86-92
+            problems.append(f"The value of param {name} for uint32_t is invalid.")
+        numbers[name] = value
+    if problems:
+        return problems
+    if numbers["maxSeqLen"] == 0:  # model_deploy_config.cpp:444-447
+        problems.append("The value of modelParam.maxSeqLen can not be 0.")
+    if numbers["maxIterTimes"] == 0:  # config_manager_impl.cpp:321-323
+        problems.append("The value of ScheduleParam.maxIterTimes can not be 0.")
+    # schedule_config.cpp:274-286: maxBatchSize in [1, 819200]; maxPrefillBatchSize, 0 meaning
+    # maxBatchSize (:80-82), in [1, maxBatchSize].
+    batch = numbers["maxBatchSize"]
+    prefill = numbers["maxPrefillBatchSize"] or batch
+    for name, value, high, low in (("maxBatchSize", batch, 819200, 1), ("maxPrefillBatchSize", prefill, batch, 1)):
+        if value > high:
+            problems.append(f"scheduleParam.{name} [{value}] is out of bound [{high}]")
+        elif value < low:
+            problems.append(f"scheduleParam.{name} [{value}] is less than [{low}]")
+    name = _get(model, "ModelConfig.modelName", str)
+    if not _MODEL_NAME.fullmatch(name):
+        problems.append(
+            "The value of modelName must meet the following rules: The string length is [1, 256] and consists of "
+            "a match of the type [a-zA-Z0-9_.-]. The first and last characters must be characters or digits."
+        )
+    return problems
+
+
 def load(path: Path) -> ServerConfig:
     refused = server_read_error(str(path))  # ParamChecker::ReadJsonFile
     if refused is not None:
@@ -137,6 +181,9 @@ def load(path: Path) -> ServerConfig:
         raise ConfigError("BackendConfig.ModelDeployConfig.ModelConfig must hold one model")
     model = {"ModelConfig": models[0]}
     world = _get(model, "ModelConfig.worldSize", int)
+    problems = _value_problems(data, model)
+    if problems:
+        raise ConfigError("\n".join(problems))
     devices = _get(data, "BackendConfig.npuDeviceIds", list)
     if any(not isinstance(inner, list) or len(inner) != world for inner in devices):
         raise ConfigError("BackendConfig.npuDeviceIds: every inner list must hold worldSize devices")
