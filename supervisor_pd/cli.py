@@ -68,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     _plan_flags(run, "run on a simulated host with the simulated MindIE processes")
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the host, the model weights and the settings before anything starts (run does this too)",
+        description="Discover and plan as `run` would, write nothing, and check what MindIE needs of this host: "
+        "driver, chip health, device IPs and links, model weights, /dev/shm, file limit, jemalloc, log disk. "
+        "Exit code 0: every check passed; 1: warnings only; 2: a failure that would stop MindIE.",
+    )
+    _plan_flags(doctor, "check a simulated host instead of this machine")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+
     export = commands.add_parser(
         "export",
         help="plan and write the configs like `run`, then write the processes in another supervisor's format",
@@ -131,11 +141,32 @@ def cmd_plan(args: argparse.Namespace) -> int:
         prepared.release()
     plan, output = prepared.plan, str(prepared.output)
     if args.json:
-        sys.stdout.write(orjson.dumps(plan_json(plan, output, written), option=orjson.OPT_INDENT_2).decode())
+        document = {**plan_json(plan, output, written), "preflight": prepared.doctor.as_json()}
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
         sys.stdout.write(plan_text(plan, output, written))
+        sys.stdout.write("\n" + prepared.doctor.text())
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import orjson
+
+    from supervisor_pd.doctor import unexamined
+    from supervisor_pd.errors import InputError
+    from supervisor_pd.pipeline import prepare
+
+    settings = _settings(args)
+    try:
+        report = prepare(settings, "doctor", lock=False).doctor
+    except InputError as exc:
+        report = unexamined(exc)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(report.text())
+    return report.exit_code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -206,7 +237,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return client.run(args)
     from supervisor_pd.errors import SupervisorPdError
 
-    handlers = {"plan": cmd_plan, "run": cmd_run, "export": cmd_export, "settings": cmd_settings}
+    handlers = {"plan": cmd_plan, "doctor": cmd_doctor, "run": cmd_run, "export": cmd_export, "settings": cmd_settings}
     try:
         return int(handlers[args.command](args))
     except SupervisorPdError as exc:

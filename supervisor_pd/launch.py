@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
@@ -15,14 +14,13 @@ from supervisor_pd.api.server import ApiServer
 from supervisor_pd.api.tls import server_context
 from supervisor_pd.certfiles import CertKeeper
 from supervisor_pd.errors import ExitCode
-from supervisor_pd.pipeline import applies_cpus, prepare, write
+from supervisor_pd.pipeline import Prepared, applies_cpus, prepare, write
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.plan.render import plan_text
 from supervisor_pd.platform.cpuset import format_cpulist
 from supervisor_pd.runtime.logs import LogSink
 from supervisor_pd.runtime.mindie import MindieRules
 from supervisor_pd.runtime.processes import raise_file_limit
-from supervisor_pd.runtime.spec import ProcessSpec
 from supervisor_pd.runtime.supervisor import Supervisor
 from supervisor_pd.runtime.tlsclient import client_context
 from supervisor_pd.settings import Settings
@@ -49,27 +47,22 @@ async def _serve(supervisor: Supervisor, plan: Plan, settings: Settings, certs: 
 def run(settings: Settings) -> int:
     settings.token()  # a bad token file stops the run before any work, not after the files are written
     server_context(settings)  # so does a bad certificate for the HTTP port
-    prepared = prepare(settings, "run", lock=True)
+    prepared = prepare(settings, "run", lock=True, gate=True)
     try:
-        output = write(prepared)
-        return _run(prepared.settings, prepared.plan, prepared.specs, output, prepared.certs, prepared.environ)
+        return _run(prepared, write(prepared))
     finally:
         prepared.release()
 
 
-def _run(
-    settings: Settings,
-    plan: Plan,
-    specs: tuple[ProcessSpec, ...],
-    output: Path,
-    certs: CertKeeper,
-    host_env: Mapping[str, str],
-) -> int:
+def _run(prepared: Prepared, output: Path) -> int:
+    settings, plan, specs, certs = prepared.settings, prepared.plan, prepared.specs, prepared.certs
     file_dir = settings.state_dir / "logs" if _on(settings.log_to_file) else None
     sink = LogSink(
         settings.log_format, file_dir=file_dir, file_bytes=settings.log_file_bytes, file_count=settings.log_file_count
     )
     for line in plan_text(plan, str(output), written=True).rstrip("\n").splitlines():
+        sink.info(line)
+    for line in prepared.doctor.text().rstrip("\n").splitlines():
         sink.info(line)
     before, after = raise_file_limit()
     if after != before:
@@ -91,7 +84,7 @@ def _run(
         rules=MindieRules(plan, settings.controller_stall_seconds, settings.coordinator_quarantine_seconds),
         file_limit=before if after != before else None,
         tls=client_context(plan.tls),
-        host_env=host_env,  # NPU health runs the host tools discovery ran
+        host_env=prepared.environ,  # NPU health runs the host tools discovery ran
     )
     try:
         code = anyio.run(

@@ -24,6 +24,7 @@ from supervisor_pd.certfiles import CertKeeper
 from supervisor_pd.certs.inputs import load_tls_inputs
 from supervisor_pd.certs.pki import KeyPrefetch
 from supervisor_pd.confdir import ConfInputs, load_inputs, show_path
+from supervisor_pd.doctor import Report, examine
 from supervisor_pd.errors import InputError
 from supervisor_pd.materialize import MARKER, check_output, materialize
 from supervisor_pd.plan.model import Plan
@@ -33,6 +34,8 @@ from supervisor_pd.plan.public_vars import PublicVariables
 from supervisor_pd.plan.tls import may_generate
 from supervisor_pd.platform.discover import discover
 from supervisor_pd.platform.facts import HostFacts
+from supervisor_pd.platform.hostfs import HostFS
+from supervisor_pd.platform.libs import find_jemalloc, jemalloc_preloaded, with_preload
 from supervisor_pd.platform.tools import which
 from supervisor_pd.runtime.spec import ProcessSpec, build_specs
 from supervisor_pd.settings import Settings, env_name
@@ -52,6 +55,7 @@ class Prepared:
     specs: tuple[ProcessSpec, ...]
     lock: StateLock | None
     certs: CertKeeper
+    doctor: Report  # the preflight checks; `run` refuses to start when one failed
 
     def release(self) -> None:
         if self.lock is not None:
@@ -71,9 +75,10 @@ def check_commands(specs: tuple[ProcessSpec, ...] | list[ProcessSpec]) -> None:
             raise InputError(setting, f"`{spec.argv[0]}` (for {spec.name}) was not found on PATH")
 
 
-def prepare(settings: Settings, command: str, lock: bool) -> Prepared:
-    """Everything up to the files: checked, discovered, planned. `lock`: take the state folder
-    (for a command that writes into it); it is held until the returned value is released."""
+def prepare(settings: Settings, command: str, lock: bool, gate: bool = False) -> Prepared:
+    """Everything up to the files: checked, discovered, planned, examined. `lock`: take the state
+    folder (for a command that writes into it); it is held until the returned value is released.
+    `gate`: a failed preflight check is refused here, before anything is written."""
     inputs = load_inputs(settings)
     output = check_output(settings.output.absolute(), inputs.conf_dir)
     taken = StateLock.acquire(settings.state_dir, command) if lock else None
@@ -89,14 +94,23 @@ def prepare(settings: Settings, command: str, lock: bool) -> Prepared:
         tls_inputs = load_tls_inputs(settings, inputs, environ)
         variables = PublicVariables.from_environ(environ, settings)
         plan = make_plan(facts, inputs, settings, BindChecker(), tls_inputs, variables)
+        # MindIE's boot.sh preloads jemalloc for everything it starts (boot.sh:28-37).
+        jemalloc = find_jemalloc(HostFS(settings.host_root))
+        preload = with_preload(environ.get("LD_PRELOAD"), jemalloc)
+        if preload:
+            environ["LD_PRELOAD"] = preload
         specs = tuple(build_specs(plan, settings, environ, output, settings.state_dir.absolute()))
         check_commands(specs)
+        report = examine(settings, facts, plan, environ, jemalloc_preloaded(preload))
+        refusal = report.refusal() if gate else None
+        if refusal is not None:
+            raise refusal
     except BaseException:
         if taken is not None:
             taken.release()
         raise
     return Prepared(
-        settings, inputs, output, environ, facts, plan, specs, taken, CertKeeper(plan.tls, tls_inputs, keys)
+        settings, inputs, output, environ, facts, plan, specs, taken, CertKeeper(plan.tls, tls_inputs, keys), report
     )
 
 

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
         description="The Ascend Operator's hccl.json (A3); read under host_root when present and completed.",
     )
     tool_timeout: float = Field(10.0, gt=0, description="Seconds allowed for one npu-smi/hccn_tool/lspci call.")
+    doctor_warn: str = Field(
+        "",
+        description="Comma-separated preflight checks whose failure is only a warning, by the ids `supervisor-pd "
+        "doctor` prints (e.g. shm,links), or `all`: for a site that knows better than the check.",
+    )
 
     # --- the HTTP port ----------------------------------------------------------------------
     api_socket: Path | None = Field(

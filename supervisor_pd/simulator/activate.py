@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor_pd.simulator.host import MARKER, build_sim_host
+from supervisor_pd.simulator.host import MARKER, build_sim_host, container_env
 from supervisor_pd.simulator.profiles import PROFILES
 
 
@@ -36,12 +36,16 @@ def activate(profile: str, state_dir: Path, build: bool = True) -> SimulatedHost
         known = ", ".join(sorted(PROFILES))
         raise SimulatorError(f"{_shown(root)}: no simulated host profile {profile!r} (known: {known})")
     if not build and (root / MARKER).is_file():
-        return SimulatedHost(profile=profile, root=root, bin_dir=root / "bin", env=dict(PROFILES[profile].env))
+        return SimulatedHost(
+            profile=profile, root=root, bin_dir=root / "bin", env=container_env(PROFILES[profile], root)
+        )
     try:
         host = build_sim_host(PROFILES[profile], root)
     except OSError as exc:
         raise SimulatorError(f"{_shown(root)} cannot hold the simulated host: {exc.strerror or exc}") from None
-    return SimulatedHost(profile=profile, root=host.root, bin_dir=host.bin_dir, env=dict(host.profile.env))
+    return SimulatedHost(
+        profile=profile, root=host.root, bin_dir=host.bin_dir, env=container_env(host.profile, host.root)
+    )
 
 
 def _shown(path: Path) -> str:

@@ -73,3 +73,49 @@ def server_read_error(path: str) -> str | None:
         return f"The input file: {real.name} is not a regular file or not exists"
     problem = _mode_and_owner(real, 0o640, True)
     return f"Check path: {real.name} failed, by:{problem}" if problem else None
+
+
+# MindIE-LLM src/utils/safe_path.cpp (SafePath): the newer check the Server runs on the model
+# weights (model_deploy_config.cpp:467, DIR "r" 0750) and their config.json (LoadJson,
+# safe_io.cpp:30: FILE "r" 0640, 500 MB, ".json"). Unlike ReadJsonFile above, uid 0 passes the
+# owner and mode checks (:292, :316), and MINDIE_CHECK_INPUTFILES_PERMISSION=0 turns those two
+# into printed warnings (:300, :325).
+SAFE_PATH = re.compile(r"^(?!.*\.\.)[a-zA-Z0-9_./-]+$")  # safe_path.cpp:352
+
+
+def safe_path_error(path: str, directory: bool, limit: int, size_limit: int = 0, suffix: str = "") -> str | None:
+    """Why SafePath(path, DIR or FILE, "r", limit, size_limit, suffix).Check would fail, or None."""
+    resolved = Path(path).expanduser().resolve()  # NormalizePath: the existing prefix resolved
+    real = str(resolved)
+    if not resolved.exists():
+        return f"Path not found: {real}"
+    if not SAFE_PATH.match(real):
+        return f"Path contains special characters: {real}"
+    parts = resolved.parts
+    if len(real) > PATH_MAX or len(parts) > 32 or any(len(part) > 255 for part in parts):
+        return "Path length exceeds maximum limit: 4096"
+    if directory and not resolved.is_dir():
+        return f"The path is not directory: {real}"
+    if not directory:
+        if not resolved.is_file():
+            return f"The path is not file: {real}"
+        if suffix and not real.endswith(suffix):
+            return f"{real} is not a {suffix} file."
+        if size_limit and resolved.stat().st_size > size_limit:
+            return f"File size exceeds limit: {size_limit}"
+    info = resolved.stat()
+    uid = os.getuid()
+    if uid not in (0, info.st_uid):
+        message = f"path owner uid mismatch: path={real}, current_uid={uid}, path_uid={info.st_uid}"
+        if checks_on():
+            return message
+        print(f"{message}, permission check is disabled by env MINDIE_CHECK_INPUTFILES_PERMISSION", flush=True)
+    if not os.access(real, os.R_OK):
+        return f"Insufficient permissions for mode 'r' on path: {real}"
+    mode = stat.S_IMODE(info.st_mode)
+    if uid != 0 and mode & ~limit:
+        message = f"Path permission exceeds maximum allowed: {real}, actual=0{mode:o}, limit=0{limit:o}"
+        if checks_on():
+            return message
+        print(f"{message}, permission check is disabled by env MINDIE_CHECK_INPUTFILES_PERMISSION", flush=True)
+    return None

@@ -10,6 +10,7 @@ import ctypes
 import errno
 import json
 import os
+import platform
 import shlex
 import shutil
 import stat
@@ -54,7 +55,7 @@ class SimHost:
         env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', os.defpath)}"
         env["SUPERVISOR_PD_HOST_ROOT"] = str(self.root)
         env["SUPERVISOR_PD_SIM_HOST"] = str(self.root)
-        for key, value in self.profile.env.items():
+        for key, value in container_env(self.profile, self.root).items():
             env.setdefault(key, value)
         return env
 
@@ -70,6 +71,18 @@ RUN = "run"  # device locks and fault markers of the simulated processes: live s
 # under a real install): written by whoever sets TLS up, never compared, so that it does not
 # make the host look changed. A host rebuilt for another reason starts without it.
 SECURITY = "security"
+SHM = "/dev/shm"  # noqa: S108 (a mount point in the fixture's mount table)
+# The simulated model weights; their folder and files have the modes MindIE allows at most
+# (SafePath limits: model_deploy_config.cpp:467, safe_io.cpp:30).
+WEIGHTS = "model/llama3-8b"
+WEIGHTS_DIR_MODE = 0o750
+WEIGHTS_FILE_MODE = 0o640
+
+
+def container_env(profile: HostProfile, root: Path) -> dict[str, str]:
+    """The variables the container has: the profile's, and the simulated weights where a pod spec
+    would name the mounted ones (the sample configs' modelWeightPath is a folder this machine lacks)."""
+    return {**profile.env, "MINDIE_MODEL_WEIGHT_PATH": str(root / WEIGHTS)}
 
 
 def build_sim_host(profile: HostProfile, root: Path) -> SimHost:
@@ -134,6 +147,15 @@ def host_files(profile: HostProfile, root: Path) -> dict[str, tuple[bytes, int]]
         lines = [f"address_{phy}={ip}\nnetmask_{phy}=255.255.0.0" for phy, ip in sorted(profile.hccn_conf.items())]
         add("etc/hccn.conf", "\n".join(lines) + "\n")
 
+    # What the preflight checks read (supervisor-pd doctor): the /dev/shm mount, the driver's
+    # version file, jemalloc where MindIE's boot.sh looks for it, and the model weights.
+    add("proc/self/mounts", f"tmpfs {SHM} tmpfs rw,nosuid,nodev,size={profile.shm_size} 0 0\n")
+    add("usr/local/Ascend/driver/version.info", f"Version={profile.driver_version}\n")
+    stand_in = _jemalloc_stand_in()
+    if profile.jemalloc and stand_in is not None:
+        files[f"usr/lib/{_multiarch()}/libjemalloc.so.2"] = (stand_in, FILE_MODE)
+    add(f"{WEIGHTS}/config.json", json.dumps(profile.weights, indent=2) + "\n", WEIGHTS_FILE_MODE)
+
     tools = [tool for tool in HOST_TOOLS if tool != "hccn_tool" or profile.hccn_tool]
     for tool in tools:
         slow = wrapper_script("supervisor_pd.simulator.hosttools", [tool], root)
@@ -142,6 +164,21 @@ def host_files(profile: HostProfile, root: Path) -> dict[str, tuple[bytes, int]]
         add(f"bin/{name}", wrapper_script(module, [], root), TOOL_MODE)
     add(f"bin/{CERT_TOOL}", python_wrapper("supervisor_pd.simulator.certtool", root), TOOL_MODE)
     return files
+
+
+def _multiarch() -> str:
+    # sys.implementation, not sysconfig: sysconfig reads the environment, which activate never does.
+    return getattr(sys.implementation, "_multiarch", "") or f"{platform.machine()}-linux-gnu"
+
+
+def _jemalloc_stand_in() -> bytes | None:
+    """A harmless shared object to stand in for libjemalloc.so.2 (the C library's libdl, empty
+    since glibc 2.34): the Servers get it in LD_PRELOAD, and the loader must be able to load it."""
+    for folder in (f"/lib/{_multiarch()}", f"/usr/lib/{_multiarch()}", "/lib64", "/usr/lib64"):
+        candidate = Path(folder) / "libdl.so.2"
+        if candidate.is_file():
+            return candidate.read_bytes()
+    return None
 
 
 def wrapper_script(module: str, args: list[str], root: Path) -> str:
@@ -170,7 +207,8 @@ def _folders(files: dict[str, tuple[bytes, int]]) -> dict[str, int]:
     for path in files:
         parent = PurePosixPath(path).parent
         while str(parent) != ".":
-            folders.setdefault(str(parent), DIR_MODE)
+            weights = str(parent).startswith(PurePosixPath(WEIGHTS).parts[0])
+            folders.setdefault(str(parent), WEIGHTS_DIR_MODE if weights else DIR_MODE)
             parent = parent.parent
     return folders
 

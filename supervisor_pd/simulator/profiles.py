@@ -10,6 +10,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+# config.json of the simulated weights: what MindIE reads of it is model_type and torch_dtype
+# (MindIE-LLM model_deploy_config.cpp:64-68).
+LLAMA3_8B: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "torch_dtype": "bfloat16",
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "max_position_embeddings": 8192,
+    "vocab_size": 128256,
+}
+
 
 @dataclass(frozen=True)
 class SimChip:
@@ -43,6 +57,12 @@ class HostProfile:
     super_pod_id: int | None = None
     server_index: int | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # What the preflight checks read: the /dev/shm mount's size= option, the driver's version
+    # file, whether the image has jemalloc, and the model weights the Servers load.
+    shm_size: str = "16777216k"
+    driver_version: str = "24.1.rc3"
+    jemalloc: bool = True
+    weights: dict[str, Any] = field(default_factory=lambda: dict(LLAMA3_8B))
 
     @property
     def npu_ids(self) -> list[int]:

@@ -191,6 +191,15 @@ def test_bad_bodies_get_4xx_json(run: SupervisorRun) -> None:
 # --- probes ----------------------------------------------------------------------------------------
 
 
+def test_every_child_runs_with_jemalloc_preloaded_as_mindies_boot_does(run: SupervisorRun) -> None:
+    for name in ("server-1", "coordinator", "controller"):
+        environ = Path(f"/proc/{run.pid_of(name)}/environ").read_bytes().split(b"\0")
+        preload = [entry for entry in environ if entry.startswith(b"LD_PRELOAD=")]
+        assert len(preload) == 1, name
+        library = Path(preload[0].split(b"=", 1)[1].decode().split(":")[0])
+        assert library.name == "libjemalloc.so.2" and library.is_file(), (name, library)
+
+
 def test_probes_when_ready(run: SupervisorRun) -> None:
     for path in ("/livez", "/readyz", "/startupz"):
         code, data = run.api("GET", path)

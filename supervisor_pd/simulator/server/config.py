@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor_pd.simulator.files import server_read_error
+from supervisor_pd.simulator.files import safe_path_error, server_read_error
 from supervisor_pd.simulator.server import tlsconf
 
 
@@ -134,6 +134,30 @@ def _value_problems(data: dict[str, Any], model: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _check_weights(folder: str) -> None:
+    """The weights folder and its config.json, as MindIE-LLM checks them at start: SafePath on the
+    folder (model_deploy_config.cpp:467), LoadJson on config.json (:56, safe_io.cpp:30; a failure
+    empties modelWeightPath and PreCheck refuses the start, config_manager_impl.cpp:190), then the
+    model router's model_type (atb_llm models/__init__.py:54) and the runner's torch_dtype
+    (model_runner.py:302), which the real Server meets while loading the model."""
+    problem = safe_path_error(folder, directory=True, limit=0o750)
+    config = str(Path(folder) / "config.json")
+    if problem is None:
+        problem = safe_path_error(config, directory=False, limit=0o640, size_limit=500 << 20, suffix=".json")
+    if problem is not None:
+        raise ConfigError(f"ModelConfig.modelWeightPath: {problem}")
+    try:
+        document = json.loads(Path(config).read_bytes())
+    except ValueError:
+        raise ConfigError(f"{config} is not valid JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("model_type"), str):
+        raise ConfigError(f"{config}: no model_type (KeyError: 'model_type')")
+    if document.get("torch_dtype", "float16") not in ("float16", "bfloat16"):
+        raise ConfigError(
+            "`torch_dtype` is only supported for type `float16` and `bfloat16`, loaded from config.json -> torch_dtype."
+        )
+
+
 def load(path: Path) -> ServerConfig:
     refused = server_read_error(str(path))  # ParamChecker::ReadJsonFile
     if refused is not None:
@@ -180,6 +204,7 @@ def load(path: Path) -> ServerConfig:
     if not models or not isinstance(models[0], dict):
         raise ConfigError("BackendConfig.ModelDeployConfig.ModelConfig must hold one model")
     model = {"ModelConfig": models[0]}
+    _check_weights(_get(model, "ModelConfig.modelWeightPath", str))
     world = _get(model, "ModelConfig.worldSize", int)
     problems = _value_problems(data, model)
     if problems:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from supervisor_pd.simulator.activate import SimulatedHost, SimulatorError, activate
-from supervisor_pd.simulator.host import MARKER
+from supervisor_pd.simulator.host import MARKER, WEIGHTS
 from supervisor_pd.simulator.profiles import PROFILES
 
 TOOLS = {"npu-smi", "lspci", "mindieservice_daemon", "mindie_llm_server", "ms_controller", "ms_coordinator"}
@@ -61,7 +61,9 @@ def test_activate_returns_the_facts_and_leaves_the_environment_alone(
     assert dict(os.environ) == before
 
     root = tmp_path / "state" / "sim" / profile
-    assert host == SimulatedHost(profile=profile, root=root, bin_dir=root / "bin", env=dict(PROFILES[profile].env))
+    env = {**PROFILES[profile].env, "MINDIE_MODEL_WEIGHT_PATH": str(root / WEIGHTS)}
+    assert host == SimulatedHost(profile=profile, root=root, bin_dir=root / "bin", env=env)
+    assert (root / WEIGHTS / "config.json").is_file()
     assert json.loads((root / MARKER).read_text())["name"] == profile
     tools = {path.name for path in host.bin_dir.iterdir() if os.access(path, os.X_OK)}
     assert tools >= TOOLS
@@ -69,9 +71,12 @@ def test_activate_returns_the_facts_and_leaves_the_environment_alone(
     assert "PATH" not in host.env
 
 
-def test_a_container_profile_names_its_visible_devices(tmp_path: Path) -> None:
-    assert activate("800i-a2-4npu", tmp_path).env == {"ASCEND_VISIBLE_DEVICES": "4-7"}
-    assert activate("800i-a2", tmp_path).env == {}
+def test_a_container_profile_names_its_visible_devices_and_every_one_its_weights(tmp_path: Path) -> None:
+    weights = {"MINDIE_MODEL_WEIGHT_PATH": str(tmp_path / "sim" / "800i-a2-4npu" / WEIGHTS)}
+    assert activate("800i-a2-4npu", tmp_path).env == {"ASCEND_VISIBLE_DEVICES": "4-7", **weights}
+    assert activate("800i-a2", tmp_path).env == {
+        "MINDIE_MODEL_WEIGHT_PATH": str(tmp_path / "sim" / "800i-a2" / WEIGHTS)
+    }
 
 
 def test_a_second_activate_writes_nothing(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ The files are laid out as tests/integration/simulator/tlsstack.py lays them out 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import ssl
@@ -86,7 +87,20 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerFi
     monkeypatch.setenv("SUPERVISOR_PD_SIM_ARGV0", str(home / "bin" / "mindie_llm_server"))
     tlsconf.imitate_launcher()  # what server/main.py does first: the home is the bin folder's parent
     assert os.environ["MINDIE_LLM_HOME_PATH"] == str(home)
-    yield ServerFiles(home, Pki(), _copy_config("config.json", tmp_path / "config1.json"))
+    config = _copy_config("config.json", tmp_path / "config1.json")
+    data = load(config)
+    data["BackendConfig"]["ModelDeployConfig"]["ModelConfig"][0]["modelWeightPath"] = str(weights(tmp_path))
+    save(config, data)
+    yield ServerFiles(home, Pki(), config)
+
+
+def weights(tmp_path: Path) -> Path:
+    """Weights the Server's start checks accept (a folder within 0750, config.json within 0640)."""
+    folder = tmp_path / "weights"
+    folder.mkdir(mode=0o750)
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "torch_dtype": "float16"}))
+    (folder / "config.json").chmod(0o640)
+    return folder
 
 
 class EndpointFailed(Exception):
