@@ -87,7 +87,8 @@ def prepare(settings: Settings, command: str, lock: bool, gate: bool = False) ->
             _check_not_live(output, taken)
         environ = dict(os.environ)
         # The keys are the slow part of making certificates: they are made while discovery runs.
-        keys = KeyPrefetch(1) if may_generate(settings, inputs) else None
+        early = PublicVariables.from_environ(environ)
+        keys = KeyPrefetch(1) if may_generate(settings, inputs, early) else None
         if settings.simulate is not None:
             settings, environ = _simulated(settings, environ, taken)
         facts = discover(settings, environ)

@@ -189,7 +189,7 @@ def make_plan(
         tls_inputs = TlsInputs(None, "not looked up", "current", "", settings.tls_mount, None, None, "localhost")
     notices += tls_inputs.notices
     san_ips = (server_ip, predict_ip, manage_ip, controller_ip, *([pod_ip] if pod_ip else []), "127.0.0.1")
-    tls = make_tls(settings, inputs, tls_inputs, tuple(dict.fromkeys(san_ips)), notices)
+    tls = make_tls(settings, inputs, tls_inputs, tuple(dict.fromkeys(san_ips)), notices, variables)
     recorder = configs.Recorder()
     files = [
         PlannedFile(name=name, content=content)

@@ -47,6 +47,11 @@ MAX_PATH = 4096
 MAX_BATCH = 5000
 
 
+# MindIE's boot helper sets these Server fields from the environment (update_mindie_server_config.py
+# :365-390), from "true" or "false" only; the TLS plan applies them (plan/tls.py).
+TLS_SWITCHES = {"httpsEnabled": "MINDIE_ENDPOINT_HTTPS_ENABLED", "interCommTLSEnabled": "MINDIE_INTER_COMM_TLS_ENABLED"}
+
+
 class PublicVariables(BaseModel):
     """MindIE's public variables as the environment sets them; None: not set. An empty value counts
     as not set (as for supervisor_pd's own settings; the helper's int("") fails and leaves the file)."""
@@ -60,6 +65,9 @@ class PublicVariables(BaseModel):
     max_iter_times: str | None = Field(None, alias="MINDIE_MAX_ITER_TIMES")
     prefill_batch_size: str | None = Field(None, alias="MINDIE_PREFILL_BATCH_SIZE")
     decode_batch_size: str | None = Field(None, alias="MINDIE_DECODE_BATCH_SIZE")
+    # The Servers' two TLS switches (update_mindie_server_config.py:365-390): applied by plan/tls.py.
+    endpoint_https_enabled: str | None = Field(None, alias="MINDIE_ENDPOINT_HTTPS_ENABLED")
+    inter_comm_tls_enabled: str | None = Field(None, alias="MINDIE_INTER_COMM_TLS_ENABLED")
     # Read by every MindIE process itself; checked by plan/log_vars.py.
     log_level: str | None = Field(None, alias="MINDIE_LOG_LEVEL")
     log_to_stdout: str | None = Field(None, alias="MINDIE_LOG_TO_STDOUT")
@@ -81,6 +89,18 @@ class PublicVariables(BaseModel):
                 MINDIE_LOG_TO_FILE=settings.log_to_file,
             )
         return cls.model_validate({key: value for key, value in values.items() if value})
+
+    def tls_switch(self, field: str) -> bool | None:
+        """The value the variable of TLS_SWITCHES[field] sets for every Server; None: not set."""
+        name = TLS_SWITCHES[field]
+        raw = self.raw(name)
+        if raw is None:
+            return None
+        if raw not in ("true", "false"):
+            raise InputError(
+                name, f"must be true or false, as it sets every Server's ServerConfig.{field} (got {raw!r})"
+            )
+        return raw == "true"
 
     def raw(self, variable: str) -> str | None:
         for name, field in type(self).model_fields.items():

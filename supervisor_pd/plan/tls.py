@@ -29,6 +29,7 @@ from supervisor_pd.confdir import CONTROLLER, COORDINATOR, ConfInputs
 from supervisor_pd.errors import InputError
 from supervisor_pd.plan.model import Frozen, TlsLink, TlsPlan
 from supervisor_pd.plan.paths import check_motor_path
+from supervisor_pd.plan.public_vars import TLS_SWITCHES, PublicVariables
 from supervisor_pd.platform.facts import Level, Notice
 from supervisor_pd.settings import Settings, env_name
 
@@ -54,17 +55,21 @@ class _Switches(Frozen):
     inter_comm: bool
     controller: dict[str, bool]
     coordinator: dict[str, bool]
+    https_source: str = ""  # the variable that set https, when one did
 
 
 def _on(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
-def _configured(inputs: ConfInputs) -> _Switches:
+def _configured(inputs: ConfInputs, variables: PublicVariables | None = None) -> _Switches:
     docs = [inputs.template] if inputs.template is not None else list(inputs.servers.values())
     https = {doc.name: bool(doc.model.ServerConfig.httpsEnabled) for doc in docs if doc is not None}
     inter = {doc.name: doc.model.ServerConfig.interCommTLSEnabled is not False for doc in docs if doc is not None}
     for values, field in ((https, "httpsEnabled"), (inter, "interCommTLSEnabled")):
+        forced = variables.tls_switch(field) if variables is not None else None
+        if forced is not None:
+            values.update(dict.fromkeys(values, forced))
         if len(set(values.values())) > 1:
             on = sorted(name for name, value in values.items() if value)
             off = sorted(name for name, value in values.items() if not value)
@@ -80,11 +85,14 @@ def _configured(inputs: ConfInputs) -> _Switches:
         inter_comm=next(iter(inter.values())),
         controller={pair: _on(controller_tls.get(f"{pair}_tls_enable")) for pair in CONTROLLER_PAIRS},
         coordinator={pair: _on(coordinator_tls.get(f"{pair}_tls_enable")) for pair in COORDINATOR_PAIRS},
+        https_source=TLS_SWITCHES["httpsEnabled"]
+        if variables and variables.tls_switch("httpsEnabled") is not None
+        else "",
     )
 
 
 def _check_agreement(switches: _Switches, server_file: str) -> None:
-    server = (f"{server_file}: ServerConfig.httpsEnabled", switches.https)
+    server = (switches.https_source or f"{server_file}: ServerConfig.httpsEnabled", switches.https)
     manage = (f"{COORDINATOR}: tls_config.controller_server_tls_enable", switches.coordinator["controller_server"])
     pairs = (
         (f"{CONTROLLER}: tls_config.request_server_tls_enable", switches.controller["request_server"], server),
@@ -110,14 +118,14 @@ def _word(value: bool) -> str:
     return "true" if value else "false"
 
 
-def may_generate(settings: Settings, inputs: ConfInputs) -> bool:
+def may_generate(settings: Settings, inputs: ConfInputs, variables: PublicVariables | None = None) -> bool:
     """Whether the plan will likely generate certificates: worth starting on the keys early."""
     if settings.tls in ("off", "mounted"):
         return False
     if settings.tls == "generate":
         return True
     try:
-        configured = _configured(inputs)
+        configured = _configured(inputs, variables)
     except InputError:
         return False
     return (
@@ -126,10 +134,15 @@ def may_generate(settings: Settings, inputs: ConfInputs) -> bool:
 
 
 def make_tls(
-    settings: Settings, inputs: ConfInputs, tls_inputs: TlsInputs, ips: tuple[str, ...], notices: list[Notice]
+    settings: Settings,
+    inputs: ConfInputs,
+    tls_inputs: TlsInputs,
+    ips: tuple[str, ...],
+    notices: list[Notice],
+    variables: PublicVariables | None = None,
 ) -> TlsPlan:
     server_file = (inputs.template or next(iter(inputs.servers.values()))).name
-    configured = _configured(inputs)
+    configured = _configured(inputs, variables)
     mode, source = settings.tls, f"{env_name('tls')}={settings.tls}"
     if mode == "auto":
         on = configured.https or configured.inter_comm or any(configured.controller.values())

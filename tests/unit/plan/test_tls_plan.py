@@ -11,6 +11,7 @@ import pytest
 from supervisor_pd.certs.inputs import TlsInputs
 from supervisor_pd.errors import InputError
 from supervisor_pd.plan.planner import make_plan
+from supervisor_pd.plan.public_vars import PublicVariables
 from supervisor_pd.settings import Settings
 from tests import factories
 from tests.factories import FakeChecker
@@ -224,3 +225,37 @@ def test_a_mounted_certificate_without_the_servers_address_is_refused_when_the_l
         ca.cert_pem, good.cert_pem, good.key_pem(), None, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC)
     )
     assert plan_for(settings=Settings(tls="mounted"), tls=tls_inputs(mounted=material)).tls.mode == "mounted"
+
+
+def with_variables(inputs, **variables: str):  # type: ignore[no-untyped-def]
+    return make_plan(
+        factories.facts(factories.chips(8, per_node=4)),
+        inputs,
+        Settings(),
+        FakeChecker(),
+        tls_inputs(),
+        PublicVariables.model_validate(variables),
+    )
+
+
+def test_mindies_tls_variables_set_the_servers_switches_as_its_boot_helper_does() -> None:
+    # Every switch on in the configs, the P->D link switched off by the variable.
+    plan = with_variables(tls_on_inputs(), MINDIE_INTER_COMM_TLS_ENABLED="false")
+    assert plan.tls.mode == "generate"
+    assert load(plan, "config1.json")["ServerConfig"]["interCommTLSEnabled"] is False
+    assert load(plan, "config1.json")["ServerConfig"]["httpsEnabled"] is True
+    assert not next(link for link in plan.tls.links if link.key == "inter_comm").encrypted
+
+
+def test_a_tls_variable_that_breaks_a_clients_agreement_is_named() -> None:
+    with pytest.raises(InputError) as caught:
+        with_variables(tls_on_inputs(), MINDIE_ENDPOINT_HTTPS_ENABLED="false")
+    assert "but MINDIE_ENDPOINT_HTTPS_ENABLED is false" in caught.value.problem
+
+
+@pytest.mark.parametrize("name", ["MINDIE_ENDPOINT_HTTPS_ENABLED", "MINDIE_INTER_COMM_TLS_ENABLED"])
+def test_a_tls_variable_takes_true_or_false_only(name: str) -> None:
+    with pytest.raises(InputError) as caught:
+        with_variables(tls_on_inputs(), **{name: "yes"})
+    assert caught.value.where == name
+    assert caught.value.problem.startswith("must be true or false")
