@@ -61,9 +61,11 @@ def test_plan_matches_the_expected_files_while_the_default_ports_are_taken(tmp_p
         )
     plan = [sys.executable, "-m", "supervisor_pd", "plan", "--conf-dir", str(SAMPLE_CONF)]
     plan += ["--output", GOLDEN_OUTPUT, "--dry-run"]
+    env = sim_env(tmp_path, sim_host(tmp_path))
+    del env["MINDIE_MODEL_WEIGHT_PATH"]  # the expected plan names the sample config's weights
     holder = subprocess.run(
         private_net([sys.executable, "-c", HOLDER, json.dumps({"hold": HELD, "runs": [private_net(plan)]})]),
-        env=sim_env(tmp_path, sim_host(tmp_path)),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -76,4 +78,6 @@ def test_plan_matches_the_expected_files_while_the_default_ports_are_taken(tmp_p
     assert code == 0, stderr
     expected = (EXPECTED / "plan.txt").read_text()
     expected = expected.replace(f"{GOLDEN_OUTPUT}  (written)", f"{GOLDEN_OUTPUT}  (not written: --dry-run)")
-    assert stdout.replace(str(SAMPLE_CONF), "<samples>") == expected
+    planned, _, preflight = stdout.partition("\npreflight: ")
+    assert planned.replace(str(SAMPLE_CONF), "<samples>") == expected
+    assert "  FAIL  weights         /mnt/mindie-service/ms/model " in preflight  # no such folder here

@@ -274,6 +274,16 @@ def recoverable_fault(run: SupervisorRun, key: str, fault: str) -> None:
     Row(fault, service, load, took).check_and_record()
 
 
+def whole_reply(received: bytes) -> bool:
+    """`received` holds a complete reply with a Content-Length (not a stream)."""
+    head, found, body = received.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:] if found else []:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return False
+
+
 def test_a_thousand_clients_that_disconnect_mid_stream_leak_nothing(stack: SupervisorRun) -> None:
     run = stack
     wait_until(lambda: all_ready(run), 60, what="every process ready")
@@ -298,20 +308,24 @@ def test_a_thousand_clients_that_disconnect_mid_stream_leak_nothing(stack: Super
     )
     clients = 1000
     cut = 0
+    answered: list[bytes] = []  # whole replies that were not a stream (a 502 when the machine is starved)
     lock = threading.Lock()
 
     def client(count: int) -> None:
         nonlocal cut
         for _ in range(count):
-            with socket.create_connection(("127.0.0.1", run.ports.api), timeout=10) as sock:
+            with socket.create_connection(("127.0.0.1", run.ports.api), timeout=30) as sock:
                 sock.sendall(request)
                 received = b""
-                while b"data: " not in received:
+                while b"data: " not in received and not whole_reply(received):
                     chunk = sock.recv(65536)
                     assert chunk, received
                     received += chunk
             with lock:
-                cut += 1
+                if b"data: " in received:
+                    cut += 1
+                else:
+                    answered.append(received.split(b"\r\n", 1)[0])
 
     began = time.monotonic()
     workers = [threading.Thread(target=client, args=(clients // 20,)) for _ in range(20)]
@@ -319,14 +333,31 @@ def test_a_thousand_clients_that_disconnect_mid_stream_leak_nothing(stack: Super
         worker.start()
     for worker in workers:
         worker.join(120)
-    assert cut == clients
+    assert cut + len(answered) == clients
+    # Under CPU starvation the simulated Coordinator may drop a connection: this port then answers
+    # that request with a 502 instead of a stream; what this row is about is what is left after.
+    assert len(answered) <= clients // 10, answered[:3]
+    assert all(line.startswith(b"HTTP/1.1 502 ") for line in answered), answered[:3]
+
+    seen: dict[str, object] = {}
 
     def settled() -> bool:
         code, body = http("GET", f"http://127.0.0.1:{run.ports.manage}/v1/coordinator_info")
-        coordinator_idle = code == 200 and json.loads(body)["request_num"] == 0
-        return coordinator_idle and streams_in_flight(run) == 0 and fds() <= base_fds + 2 and tasks() <= base_tasks + 2
+        seen.update(
+            coordinator=json.loads(body)["request_num"] if code == 200 else code,
+            streams=streams_in_flight(run),
+            fds=f"{fds()} (from {base_fds})",
+            tasks=f"{tasks():g} (from {base_tasks:g})",
+        )
+        coordinator_idle = code == 200 and seen["coordinator"] == 0
+        # The upstream pool may keep one idle keep-alive connection per request that was in flight
+        # at once (20), for 60 s; a leak would be one per client (1000).
+        return coordinator_idle and seen["streams"] == 0 and fds() <= base_fds + 22 and tasks() <= base_tasks + 2
 
-    wait_until(settled, 30, what="no request, connection or task left over")
+    try:
+        wait_until(settled, 60, what="no request, connection or task left over")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {seen}") from None
     took = time.monotonic() - began
     service = (
         f"every upstream request cancelled (Coordinator request_num back to 0); supervisor file descriptors "
@@ -340,7 +371,7 @@ def test_a_thousand_clients_that_disconnect_mid_stream_leak_nothing(stack: Super
             "streams": 20,
             "requests": clients,
             "completed": 0,
-            "failed": None,
+            "failed": len(answered) or None,
             "lost": 0,
             "hung": 0,
             "recover_s": round(took, 2),
