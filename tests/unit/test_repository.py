@@ -16,7 +16,7 @@ def readme_commands() -> list[str]:
 def test_readme_opens_with_the_main_job_and_the_tests() -> None:
     main_job, tests = readme_commands()[:2]
     assert "supervisor-pd" in main_job and "--simulate 800i-a2" in main_job
-    assert re.search(r"pytest -q( -n \d+)?$", tests), tests
+    assert re.search(r"pytest -q( -n \d+)?( --dist \w+)?$", tests), tests
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
