@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from supervisor_pd.errors import InputError
+from supervisor_pd.settings.running import RunningSettings
 
 PREFIX = "SUPERVISOR_PD_"
 # supervisor_pd's secrets: never handed to another process (children, host tools, the guardian).
@@ -49,7 +50,7 @@ Port = Annotated[int, Field(ge=1024, le=65535)]
 MAX_TOKEN_BYTES = 4096
 
 
-class Settings(BaseSettings):
+class Settings(RunningSettings):
     """Settings for planning and running the PD stack."""
 
     model_config = SettingsConfigDict(
@@ -192,106 +193,6 @@ class Settings(BaseSettings):
         description="CA whose client certificates may send control requests on the TLS port without the token "
         "(probes, status and inference need no certificate).",
     )
-
-    # --- running the processes ------------------------------------------------------------
-    start_concurrency: int = Field(
-        0, ge=0, description="Servers starting at once; a slot frees when a Server answers. 0 = all at once."
-    )
-    grace_seconds: float = Field(
-        25.0,
-        gt=0,
-        description="Drain deadline after SIGTERM; fits Kubernetes' default 30 s grace period. Each process "
-        "group stopped in turn gets its share of what is left.",
-    )
-    cgroups: Literal["auto", "off"] = Field(
-        "auto",
-        description="auto: where the supervisor can make cgroups (v2) below its own, each child runs in one, so "
-        "nothing it starts can escape the kill at a restart or the stop; off: never.",
-    )
-    sighup: Literal["drain", "ignore"] = Field(
-        "drain",
-        description="SIGHUP (a closed terminal or ssh session, a supervisord-style reload): drain and stop like "
-        "SIGTERM, or ignore it (logged).",
-    )
-    stop_seconds: float = Field(
-        30.0,
-        gt=0,
-        description="On a restart asked for through the API: seconds between SIGTERM and SIGKILL "
-        "(a Server's own stop path takes up to 20 s).",
-    )
-    health_interval: float = Field(5.0, gt=0, description="Seconds between health checks of each process.")
-    health_timeout: float = Field(2.0, gt=0, description="Seconds one health check may take.")
-    liveness_failures: int = Field(
-        3, ge=1, description="Failed liveness checks in a row before a process is killed and restarted."
-    )
-    server_start_seconds: float = Field(
-        300.0, gt=0, description="Deadline for a Server to answer /v1/config and /v1/status after it starts."
-    )
-    coordinator_start_seconds: float = Field(
-        120.0, gt=0, description="Deadline for the Coordinator to answer /v1/startup after it starts."
-    )
-    controller_start_seconds: float = Field(
-        120.0, gt=0, description="Deadline for the Controller to answer /v1/startup after it starts."
-    )
-    ready_seconds: float = Field(
-        1800.0,
-        gt=0,
-        description="Deadline for the whole service to become ready (roles assigned, models loaded); "
-        "missing it stops everything with exit code 4.",
-    )
-    controller_stall_seconds: float = Field(
-        120.0,
-        gt=0,
-        description="How long the Coordinator may stay not ready while every Server is role-ready before the "
-        "Controller is judged stuck and restarted.",
-    )
-    coordinator_quarantine_seconds: float = Field(
-        10.0,
-        gt=0,
-        description="How long the Coordinator may stay not ready while every Server is role-ready, after a decode "
-        "Server it was linked to restarted, before it is restarted: MindIE's Coordinator refuses every instance "
-        "for 2 minutes once it loses a decode Server's link, and only a restart clears that.",
-    )
-    port_wait_seconds: float = Field(
-        150.0,
-        ge=0,
-        description="How long a Server's start waits for its ports to be bindable the way MindIE's Server binds them "
-        "(no SO_REUSEADDR: a connection of its last run keeps them for up to about a minute); not counted against "
-        "its restarts. 0: no wait.",
-    )
-    restart_backoff: float = Field(1.0, ge=0, description="First restart delay; doubles with each failure in a row.")
-    restart_backoff_max: float = Field(60.0, ge=0, description="Longest restart delay.")
-    restart_stable_seconds: float = Field(
-        600.0, gt=0, description="A process that stays up this long starts a new count of failures."
-    )
-    restart_budget: int = Field(
-        5, ge=0, description="Failures in a row allowed per process; one more stops everything with exit code 3."
-    )
-    npu_health_interval: float = Field(
-        15.0,
-        ge=0,
-        description="Seconds between NPU and link health collections while running (one npu-smi info for every "
-        "chip, hccn_tool for chips with a real device IP; docs/npu-health.md); 0 = off.",
-    )
-    npu_health_timeout: float = Field(
-        10.0, gt=0, description="Seconds allowed for one npu-smi/hccn_tool run of an NPU health collection."
-    )
-    npu_fault: Literal["report", "restart"] = Field(
-        "report",
-        description="A Server with a bad chip or link is not ready either way. report: it is shown unhealthy with "
-        "the reason and left running; restart: it is failed and restarted under the restart budget and backoff, so "
-        "a chip that stays bad ends in exit code 3 (docs/npu-health.md).",
-    )
-    log_format: Literal["text", "json"] = Field(
-        "text", description="text: child lines prefixed with the process name; json: one JSON object per line."
-    )
-    log_file_bytes: int = Field(
-        20 * 1024 * 1024, ge=4096, description="Size at which a per-process log file is rotated (MINDIE_LOG_TO_FILE)."
-    )
-    log_file_count: int = Field(5, ge=1, description="Rotated log files kept per process.")
-    server_command: str = Field("mindie_llm_server", description="Command that starts one Server.")
-    coordinator_command: str = Field("mindie_motor_coordinator", description="Command that starts the Coordinator.")
-    controller_command: str = Field("mindie_motor_controller", description="Command that starts the Controller.")
 
     # --- MindIE's own variables, same names and meaning ---------------------------------
     mies_install_path: Path | None = Field(
