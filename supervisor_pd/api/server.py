@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 import resource
 import socket
-import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from supervisor_pd import unixsock
 from supervisor_pd.api import health
 from supervisor_pd.api.connections import BACKLOG, MINIMUM, Connections, capacity, listening_socket, open_descriptors
+from supervisor_pd.api.control_socket import remove_own_socket, remove_stale_socket
 from supervisor_pd.api.errors import body_policy, errors, index, json_response
 from supervisor_pd.api.hosts import HostPolicy
 from supervisor_pd.api.metrics import MetricsEndpoint
@@ -203,7 +202,7 @@ class ApiServer:
             raise InputError(env_name("api_port"), f"port {port} on {host} cannot be used: {exc.strerror}") from None
         try:
             self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            self._remove_stale_socket()
+            remove_stale_socket(self.socket_path)
             sock = unixsock.listen(self.socket_path)
             made = self.socket_path.lstat()
             self._socket_inode = (made.st_dev, made.st_ino)
@@ -233,45 +232,7 @@ class ApiServer:
             self._runner = None
         await self.proxy.close()
         await self.metrics.close()
-        self._remove_own_socket()
-
-    def _remove_stale_socket(self) -> None:
-        """A socket left by a dead predecessor (the state folder's lock says it is dead) goes;
-        anything else at that path is not ours to delete."""
-        try:
-            found = self.socket_path.lstat()
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(found.st_mode):
-            raise InputError(
-                env_name("api_socket"), f"{self.socket_path} exists and is not a socket; it is not replaced"
-            )
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.settimeout(1.0)
-            probe.connect(str(self.socket_path))
-        except ConnectionRefusedError:
-            pass  # nobody listens: stale
-        except OSError as exc:
-            raise InputError(env_name("api_socket"), f"{self.socket_path} cannot be checked: {exc.strerror}") from None
-        else:
-            raise InputError(
-                env_name("api_socket"), f"{self.socket_path} is a socket another process listens on; it is not replaced"
-            )
-        finally:
-            probe.close()
-        self.socket_path.unlink()
-
-    def _remove_own_socket(self) -> None:
-        """Only the socket this server made: never one another supervisor made at the same path."""
-        if self._socket_inode is None:
-            return
-        try:
-            found = os.lstat(self.socket_path)
-        except OSError:
-            return
-        if (found.st_dev, found.st_ino) == self._socket_inode:
-            self.socket_path.unlink(missing_ok=True)
+        remove_own_socket(self.socket_path, self._socket_inode)
         self._socket_inode = None
 
     # --- probes -------------------------------------------------------------------------
