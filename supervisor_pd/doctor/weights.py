@@ -30,26 +30,34 @@ _DIR_LIMIT, _FILE_LIMIT = 0o750, 0o640
 _CONFIG_BYTES = 500 * 1024 * 1024
 _DTYPES = ("float16", "bfloat16")
 SOURCE_DIR = "MindIE-LLM model_deploy_config.cpp:467, safe_path.cpp:281-357"
-SOURCE_CONFIG = "model_deploy_config.cpp:56, safe_io.cpp:30; atb_llm models/__init__.py:54, model_runner.py:302"
+SOURCE_CONFIG = (
+    "model_deploy_config.cpp:56, safe_io.cpp:30; atb_llm models/__init__.py:54, model_runner.py:302; "
+    "mindie_llm router_impl.py:236"
+)
 
 
 @dataclass(frozen=True)
 class Weights:
     path: str
     servers: tuple[str, ...]  # the Servers whose config<n>.json names it
+    max_seq_len: int | None = None  # the largest ModelDeployConfig.maxSeqLen among them
 
 
 def weights_of(plan: Plan) -> list[Weights]:
     """Each distinct modelWeightPath of the planned Server configs, with the Servers using it."""
     users: dict[str, list[str]] = {}
+    longest: dict[str, int] = {}
     for server in plan.servers:
         document = json.loads(plan.file(server.config_file).content)
-        models = document.get("BackendConfig", {}).get("ModelDeployConfig", {}).get("ModelConfig", [])
-        for model in models:
+        deploy = document.get("BackendConfig", {}).get("ModelDeployConfig", {})
+        seq = deploy.get("maxSeqLen")
+        for model in deploy.get("ModelConfig", []):
             path = model.get("modelWeightPath")
             if isinstance(path, str):
                 users.setdefault(path, []).append(server.name)
-    return [Weights(path, tuple(names)) for path, names in users.items()]
+                if isinstance(seq, int):
+                    longest[path] = max(longest.get(path, 0), seq)
+    return [Weights(path, tuple(names), longest.get(path)) for path, names in users.items()]
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ def check_weights(weights: list[Weights], environ: Mapping[str, str], uid: int) 
         status = folder.add(findings, relaxed, f"{item.path} ({used_by}): ")
         if status is Status.FAIL:
             continue
-        model = _config(item.path, uid, relaxed, config)
+        model = _config(item, uid, relaxed, config)
         if model is not None:
             models.setdefault(model, []).append(used_by)
     if len(models) > 1:
@@ -169,9 +177,9 @@ def _rank(status: Status) -> int:
     return {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}[status]
 
 
-def _config(folder: str, uid: int, relaxed: bool, tally: _Tally) -> tuple[str | None, str | None] | None:
+def _config(item: Weights, uid: int, relaxed: bool, tally: _Tally) -> tuple[str | None, str | None] | None:
     """Adds config.json's findings to `tally`; returns its (model_type, torch_dtype) when it was read."""
-    config = Path(folder) / "config.json"
+    config = Path(item.path) / "config.json"
     path = str(config)
     findings = safe_path_findings(path, False, _FILE_LIMIT, uid)
     if not findings and config.resolve().stat().st_size > _CONFIG_BYTES:
@@ -200,6 +208,17 @@ def _config(folder: str, uid: int, relaxed: bool, tally: _Tally) -> tuple[str | 
         )
     if dtype is None:
         findings.append(Finding(f"{path} has no torch_dtype (the model's default is used)", harmless=True))
+    positions = document.get("max_position_embeddings")
+    if isinstance(positions, int) and item.max_seq_len is not None and item.max_seq_len > positions:
+        # MindIE-LLM router_impl.py:236 warns that the accuracy may be affected (MIE04E13030A).
+        findings.append(
+            Finding(
+                f"maxSeqLen {item.max_seq_len} is more than the model's max_position_embeddings {positions}: "
+                "MindIE warns that the accuracy may be affected",
+                fix="lower maxSeqLen (or MINDIE_MAX_SEQ_LEN) to the model's max_position_embeddings",
+                harmless=True,
+            )
+        )
     shown = f"{path}: model_type {kind!r}, torch_dtype {dtype!r}"
     tally.add(findings, relaxed, prefix="" if not findings else shown + "; ", ok=shown)
     return (kind if isinstance(kind, str) else None, dtype)

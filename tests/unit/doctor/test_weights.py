@@ -129,3 +129,13 @@ def test_prefill_and_decode_on_different_models_fail(tmp_path: Path) -> None:
     assert config.status is Status.FAIL
     assert "the Servers load different models" in config.seen
     assert "llama/bfloat16: server-1" in config.seen and "qwen2/bfloat16: server-3" in config.seen
+
+
+def test_a_max_seq_len_beyond_the_models_positions_is_a_warning(tmp_path: Path) -> None:
+    folder = weights(tmp_path, {**GOOD, "max_position_embeddings": 2048})
+    checks = check_weights([Weights(str(folder), ("server-1",), max_seq_len=4096)], {}, ME)
+    config = next(check for check in checks if check.id == "weights-config")
+    assert config.status is Status.WARN
+    assert "maxSeqLen 4096 is more than the model's max_position_embeddings 2048" in config.seen
+    within = check_weights([Weights(str(folder), ("server-1",), max_seq_len=2048)], {}, ME)
+    assert next(check for check in within if check.id == "weights-config").status is Status.PASS
