@@ -291,7 +291,8 @@ def check_jemalloc(view: HostView, preload: str | None) -> Check:
         return Check(
             "jemalloc",
             Status.WARN,
-            f"{JEMALLOC} not found under /usr/lib or /usr/lib64: the Servers run with the C library's allocator",
+            f"{JEMALLOC} not found under /usr/lib or /usr/lib64 (as a regular file owned by root, writable by no "
+            "one else): the Servers run with the C library's allocator",
             "install jemalloc in the image (e.g. apt-get install libjemalloc2)",
             source,
         )

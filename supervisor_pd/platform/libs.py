@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from supervisor_pd.platform.hostfs import HostFS
@@ -21,9 +22,17 @@ def find_jemalloc(host: HostFS) -> Path | None:
         except OSError:
             continue
         for candidate in [base / JEMALLOC, *below]:
-            if candidate.is_file() and not candidate.is_symlink():
+            if candidate.is_file() and not candidate.is_symlink() and _trusted(candidate):
                 return candidate
     return None
+
+
+def _trusted(library: Path) -> bool:
+    """Preloaded into every child, so only a file root (or this user) owns and no one else may
+    write: MindIE's guide warns against a same-named library planted under /usr
+    (pd_separation_service_deployment.md:388)."""
+    info = library.stat()
+    return info.st_uid in (0, os.getuid()) and not info.st_mode & 0o022
 
 
 def with_preload(current: str | None, library: Path | None) -> str | None:
