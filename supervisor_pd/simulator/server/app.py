@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import signal
 from collections.abc import Callable
@@ -19,10 +18,10 @@ from supervisor_pd.simulator.httpd import (
     json_response,
     text_response,
 )
-from supervisor_pd.simulator.knobs import Knobs, first_time, run_dir
+from supervisor_pd.simulator.knobs import Knobs, first_time
 from supervisor_pd.simulator.server import dmi, pd
 from supervisor_pd.simulator.server.config import ServerConfig
-from supervisor_pd.simulator.server.devices import visible_devices
+from supervisor_pd.simulator.server.devices import claim_devices
 from supervisor_pd.simulator.server.inference import Inference
 from supervisor_pd.simulator.server.replies import error, log
 from supervisor_pd.simulator.server.role_request import check_role_body
@@ -293,7 +292,7 @@ class SimServer:
         self.spawn(dmi.health_wait(self.state, self.knobs, log))
 
     async def _load_model(self, devices: list[str]) -> None:
-        problem = self._claim_devices(devices)
+        problem = claim_devices(devices, self._locks)
         if problem is None and self._load_fail:
             problem = "aclrtSetDevice failed, ret=507033: the device is unavailable (injected fault)"
         if problem is not None:
@@ -337,27 +336,6 @@ class SimServer:
                 log(f"[ERROR] {line}")
             log("[ERROR] Failed to get certificateProvider")
             return False
-
-    def _claim_devices(self, logical_ids: list[str]) -> str | None:
-        visible = visible_devices()
-        for logical in logical_ids:
-            if visible is None:
-                device = int(logical)  # no simulated host: logical and physical ids are one
-            elif int(logical) >= len(visible):
-                return (
-                    f"device logical id {logical} is not one of the {len(visible)} this process sees (aclrtSetDevice)"
-                )
-            else:
-                device = visible[int(logical)]
-            path = run_dir() / f"davinci{device}.lock"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return f"device {device} is used by another process (dcmi error -8020)"
-            self._locks.append(fd)  # held until this process ends
-        return None
 
     # --- business -----------------------------------------------------------------------
 

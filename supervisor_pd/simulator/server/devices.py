@@ -10,9 +10,12 @@ them from 0 (docs/mindie-interfaces.md §7.7).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from pathlib import Path
+
+from supervisor_pd.simulator.knobs import run_dir
 
 
 def visible_devices() -> list[int] | None:
@@ -29,3 +32,25 @@ def visible_devices() -> list[int] | None:
     if not runtime:
         return found
     return [found[int(i)] for i in runtime.split(",") if i.strip().isdigit() and int(i) < len(found)]
+
+
+def claim_devices(logical_ids: list[str], locks: list[int]) -> str | None:
+    """Lock the NPU of each logical id for this process (held until it ends), as the device driver
+    gives a device to one process; the problem, in the runtime's words, when one cannot be had."""
+    visible = visible_devices()
+    for logical in logical_ids:
+        if visible is None:
+            device = int(logical)  # no simulated host: logical and physical ids are one
+        elif int(logical) >= len(visible):
+            return f"device logical id {logical} is not one of the {len(visible)} this process sees (aclrtSetDevice)"
+        else:
+            device = visible[int(logical)]
+        path = run_dir() / f"davinci{device}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return f"device {device} is used by another process (dcmi error -8020)"
+        locks.append(fd)
+    return None
