@@ -41,15 +41,17 @@ class FakeTools:
         self.hang: set[str] = set()  # tools that time out
         self.garbage: set[str] = set()
         self.fail: set[str] = set()
-        self.delay = 0.0
+        self.peers = 0  # each run waits (bounded) until this many run at once: concurrency shown, not timed
+        self.seen_peers = threading.Condition(self.lock)
 
     def __call__(self, argv: list[str], timeout: float) -> ToolResult:
         with self.lock:
             self.calls.append(argv)
             self.running += 1
             self.most = max(self.most, self.running)
+            self.seen_peers.notify_all()
+            self.seen_peers.wait_for(lambda: self.most >= self.peers, timeout=10)
         try:
-            time.sleep(self.delay)
             tool = argv[0]
             if tool in self.hang:
                 time.sleep(timeout)
@@ -151,7 +153,7 @@ async def test_a_broken_hccn_tool_leaves_links_unknown(fault: str) -> None:
 
 async def test_runs_at_most_the_limiters_count_at_once() -> None:
     tools = FakeTools()
-    tools.delay = 0.02
+    tools.peers = 3
     await run(tools, limit=3)
     assert tools.most == 3
 
