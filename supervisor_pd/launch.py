@@ -58,7 +58,11 @@ def _run(prepared: Prepared, output: Path) -> int:
     settings, plan, specs, certs = prepared.settings, prepared.plan, prepared.specs, prepared.certs
     file_dir = settings.state_dir / "logs" if _on(settings.log_to_file) else None
     sink = LogSink(
-        settings.log_format, file_dir=file_dir, file_bytes=settings.log_file_bytes, file_count=settings.log_file_count
+        settings.log_format,
+        file_dir=file_dir,
+        file_bytes=settings.log_file_bytes,
+        file_count=settings.log_file_count,
+        timestamps=settings.log_timestamps,
     )
     for line in plan_text(plan, str(output), written=True).rstrip("\n").splitlines():
         sink.info(line)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-import orjson
+from supervisor_pd.runtime.logformat import json_line, text_line
 
 TAIL_LINES = 1000
 QUEUE_LINES = 20000
@@ -81,8 +81,10 @@ class LogSink:
         file_bytes: int = 20 * 1024 * 1024,
         file_count: int = 5,
         queue_lines: int = QUEUE_LINES,
+        timestamps: bool = False,
     ) -> None:
         self.fmt = fmt
+        self.timestamps = timestamps  # text lines only: JSON lines always carry the time
         self.out = out if out is not None else sys.stdout.buffer
         self.file_dir = file_dir
         self.file_bytes = file_bytes
@@ -107,8 +109,15 @@ class LogSink:
         except queue.Full:
             self.dropped += 1
 
+    # The supervisor's own lines have no stream: theirs carries their level (logformat.py).
     def info(self, message: str) -> None:
-        self.line(SUPERVISOR, "log", message)
+        self.line(SUPERVISOR, "info", message)
+
+    def warning(self, message: str) -> None:
+        self.line(SUPERVISOR, "warning", message)
+
+    def error(self, message: str) -> None:
+        self.line(SUPERVISOR, "error", message)
 
     def tail(self, process: str, lines: int) -> list[str]:
         kept = self._tails.get(process)
@@ -135,10 +144,10 @@ class LogSink:
     # --- the writer thread ---------------------------------------------------------------
 
     def _format(self, stamp: float, process: str, stream: str, text: str) -> bytes:
+        level, stream_name = (stream, None) if process == SUPERVISOR else (None, stream)
         if self.fmt == "json":
-            record = {"time": stamp, "process": process, "stream": stream, "line": text}
-            return orjson.dumps(record) + b"\n"
-        return f"{process} | {text}\n".encode(errors="replace")
+            return json_line(stamp, process, level, stream_name, text)
+        return text_line(stamp if self.timestamps else None, process, level, text)
 
     def _write_loop(self) -> None:
         reported = 0
@@ -159,7 +168,7 @@ class LogSink:
             data = bytearray()
             if self.dropped > reported:
                 note = f"{self.dropped - reported} log lines dropped: stdout was not keeping up"
-                data += self._format(time.time(), SUPERVISOR, "log", note)
+                data += self._format(time.time(), SUPERVISOR, "warning", note)
                 reported = self.dropped
             per_file: dict[str, bytearray] = {}
             for stamp, process, stream, text in batch:
@@ -169,7 +178,7 @@ class LogSink:
             for process, lines in per_file.items():
                 note = self._to_file(process, bytes(lines), lines.count(b"\n"))
                 if note:
-                    data += self._format(time.time(), SUPERVISOR, "log", note)
+                    data += self._format(time.time(), SUPERVISOR, "warning", note)
             with contextlib.suppress(OSError, ValueError):
                 self.out.write(bytes(data))
                 self.out.flush()

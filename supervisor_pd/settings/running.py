@@ -103,7 +103,15 @@ class RunningSettings(BaseSettings):
         "a chip that stays bad ends in exit code 3 (docs/npu-health.md).",
     )
     log_format: Literal["text", "json"] = Field(
-        "text", description="text: child lines prefixed with the process name; json: one JSON object per line."
+        "text",
+        description="text: `<process> | <line>`; json: one object per line with time (RFC 3339, UTC), process, "
+        "message, and level (our own lines) or stream (a child's) (docs/running.md, Logs).",
+    )
+    log_timestamps: bool = Field(
+        False,
+        description="Text lines start with the time (RFC 3339, UTC, milliseconds). Off by default: the container "
+        "runtime already records each line's time (`kubectl logs --timestamps`, `docker logs -t`); turn it on "
+        "where nothing does (a plain terminal or file). JSON lines always carry it.",
     )
     log_file_bytes: int = Field(
         20 * 1024 * 1024, ge=4096, description="Size at which a per-process log file is rotated (MINDIE_LOG_TO_FILE)."

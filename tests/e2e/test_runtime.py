@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tests.simstack import wait_until
@@ -297,10 +298,12 @@ def test_json_log_lines(runs) -> None:  # type: ignore[no-untyped-def]
     run.start()
     wait_until(lambda: "Daemon start success!" in run.log(), what="a child line")
     records = [json.loads(line) for line in run.log().splitlines() if line.startswith("{")]
-    child = next(r for r in records if r["line"] == "Daemon start success!")
+    child = next(r for r in records if r["message"] == "Daemon start success!")
     assert child["process"].startswith("server-") and child["stream"] == "stdout"
-    assert set(child) == {"time", "process", "stream", "line"}
-    assert any(r["process"] == "supervisor" for r in records)
+    assert set(child) == {"time", "process", "stream", "message"}
+    own = [r for r in records if r["process"] == "supervisor"]
+    assert own and all(set(r) == {"time", "level", "process", "message"} for r in own)
+    assert all(datetime.fromisoformat(r["time"]).utcoffset() == timedelta(0) for r in records)
 
 
 def test_log_files_when_mindie_logs_to_file(runs) -> None:  # type: ignore[no-untyped-def]

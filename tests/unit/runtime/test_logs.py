@@ -19,7 +19,7 @@ def test_text_and_json_lines() -> None:
     sink.line("coordinator", "stderr", "x")
     sink.close()
     record = json.loads(out.getvalue())
-    assert (record["process"], record["stream"], record["line"]) == ("coordinator", "stderr", "x")
+    assert (record["process"], record["stream"], record["message"]) == ("coordinator", "stderr", "x")
 
 
 def test_tail_keeps_the_last_lines() -> None:
