@@ -50,7 +50,7 @@ def liveness(view: Snapshot) -> list[Check]:
 def readiness(view: Snapshot) -> list[Check]:
     servers = view.of_kind(Kind.SERVER)
     ready = [p for p in servers if p.ready]
-    missing = [f"{p.name} ({p.npu_fault})" if p.npu_fault else p.name for p in servers if not p.ready]
+    missing = [f"{p.name} ({p.serving_detail})" if p.serving_detail else p.name for p in servers if not p.ready]
     prefill = [p.name for p in ready if p.role == "prefill"]
     decode = [p.name for p in ready if p.role == "decode"]
     coordinator = next(iter(view.of_kind(Kind.COORDINATOR)), None)

@@ -120,7 +120,7 @@ class Renewal:
                 self.log(f"tls: requests still in flight after {self.stop_seconds:g} s; restarting anyway")
             old = {p.name: p.pid for p in self.view().processes if p.pid is not None}
             for name in old:
-                self.post(Restart(name))
+                self.post(Restart(name, "tls-renewal"))
             deadline = time.monotonic() + self.ready_seconds
             while time.monotonic() < deadline:
                 snap = self.view()

@@ -30,17 +30,38 @@ def _exit(process: dict[str, Any]) -> str:
     return "-" if last is None else str(last)
 
 
-def _ready(process: dict[str, Any]) -> str:
-    """Whether its readiness counts now; the Controller has none of its own."""
-    if process.get("component") == "controller" or "ready" not in process:
+def _duration(seconds: float) -> str:
+    """3m12s, as runtime/serving.py writes it in the phase reason and the progress lines."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _serving(process: dict[str, Any], now: float) -> str:
+    """What it is to the service, with how long for the states an operator waits on."""
+    serving = process.get("serving")
+    if not serving:
         return "-"
-    return "yes" if process["ready"] else "no"
+    state = serving["state"]
+    if state in ("loading", "not-ready", "switching"):
+        return f"{state} {_duration(now - serving['since'])}"
+    return str(state)
+
+
+def _restarts(process: dict[str, Any]) -> str:
+    causes = process.get("restart_causes") or {}
+    if not causes:
+        return str(process["restarts"])
+    return f"{process['restarts']} (" + ", ".join(f"{n} {cause}" for cause, n in sorted(causes.items())) + ")"
 
 
 def status_table(data: dict[str, Any], now: float) -> str:
     plan = data["plan"]
     lines = [
-        f"phase: {data['phase']} ({data['phase_reason']}) for {_age(now - data['phase_seconds'], now)}",
+        f"phase: {data['phase']} for {_duration(data['phase_seconds'])}: {data['phase_reason']}",
         f"model: {plan['model']}  host: {plan['device_type']}{' (simulated)' if plan['simulated'] else ''}  "
         f"servers: {plan['servers']} x {plan['world_size']} NPU  P:D {plan['p_rate']}:{plan['d_rate']}  "
         f"inference: {plan['coordinator']['predict']}",
@@ -50,8 +71,8 @@ def status_table(data: dict[str, Any], now: float) -> str:
         "NAME",
         "ROLE",
         "STATE",
-        "READY",
         "FOR",
+        "SERVING",
         "PID",
         "RESTARTS",
         "LAST EXIT",
@@ -67,10 +88,10 @@ def status_table(data: dict[str, Any], now: float) -> str:
                 process["name"],
                 process["role"] or process["component"],
                 process["state"],
-                _ready(process),
                 _age(process["since"], now),
+                _serving(process, now),
                 str(process["pid"] or "-"),
-                str(process["restarts"]),
+                _restarts(process),
                 _exit(process),
                 ",".join(str(port) for port in process["ports"].values()),
                 ",".join(str(device) for device in process["devices"]) or "-",

@@ -19,7 +19,8 @@ import signal
 from supervisor_pd.errors import ExitCode
 from supervisor_pd.platform.cpuset import format_cpulist
 from supervisor_pd.runtime import states
-from supervisor_pd.runtime.child import Child, describe_exit
+from supervisor_pd.runtime.child import Child, describe_exit, stopped_for
+from supervisor_pd.runtime.deadlines import check_deadlines
 from supervisor_pd.runtime.drain import Drainer
 from supervisor_pd.runtime.effects import Effects
 from supervisor_pd.runtime.events import Answered, Drain, Event, Exited, GroupGone, HooksDone, Probe, Restart, Signal
@@ -30,7 +31,7 @@ from supervisor_pd.runtime.port_wait import ports_released
 from supervisor_pd.runtime.restart import Action, RestartPolicy, Run, decide
 from supervisor_pd.runtime.rules import NoRules, Rules
 from supervisor_pd.runtime.spec import ProcessSpec, dependency_levels
-from supervisor_pd.runtime.states import ALIVE, FINAL, STOPPING_PHASES, UP, Phase, ProcState
+from supervisor_pd.runtime.states import ALIVE, FINAL, STOPPING_PHASES, UP, Phase, ProcState, RestartCause
 from supervisor_pd.settings import Settings
 
 # Errors that say the supervisor itself is short of something, not that the child is broken.
@@ -98,7 +99,7 @@ class Engine:
                 if self.phase not in STOPPING_PHASES:
                     self.begin_drain(Phase.DRAINING, f"drain requested {event.source}".strip(), graceful=True)
             case Restart():
-                self.on_restart(event.name)
+                self.on_restart(event.name, RestartCause(event.cause))
         self.health.judge()
 
     def tick(self) -> None:
@@ -108,7 +109,7 @@ class Engine:
         if self.drainer is not None:
             self.drainer.advance(now)
             return
-        self._check_deadlines(now)
+        check_deadlines(self, now)
         if self.phase in STOPPING_PHASES:
             return
         self._rules_due = self.rules.tick(self, now)
@@ -162,12 +163,14 @@ class Engine:
             if child.state not in FINAL:
                 self.transition(child, ProcState.STOPPED, child.last_exit)
         elif child.state is ProcState.STOPPING and child.restart_when_stopped:
-            child.restart_when_stopped = False
-            child.restart_at = self.fx.now()
-            child.restarts += 1
-            self.transition(child, ProcState.BACKOFF, f"restarting ({child.last_exit})")
+            # MindIE's processes end a requested stop with SIGABRT: say it was asked for, not a crash.
+            cause = child.stop_cause or RestartCause.OPERATOR
+            child.restart_when_stopped, child.restart_at = False, self.fx.now()
+            child.last_exit = f"{stopped_for(cause)} ({child.last_exit})"
+            child.count_restart(cause)
+            self.transition(child, ProcState.BACKOFF, f"restarting: {child.last_exit}")
         elif child.state in ALIVE:
-            self.fail(child, f"exited ({child.last_exit})")
+            self.fail(child, f"exited ({child.last_exit})", RestartCause.CRASH)
 
     def on_answered(self, event: Answered) -> None:
         child = self.children[event.name]
@@ -209,18 +212,19 @@ class Engine:
             return
         self.begin_drain(Phase.DRAINING, f"{name} received", graceful=True)
 
-    def on_restart(self, name: str) -> None:
+    def on_restart(self, name: str, cause: RestartCause = RestartCause.OPERATOR) -> None:
         child = self.children.get(name)
         if child is None:
             return
         if self.phase in STOPPING_PHASES or child.state not in ALIVE or child.state is ProcState.STOPPING:
             self.log(f"restart of {name} not done: it is {child.state.value}, the service {self.phase.value}")
             return
-        self.restart(child, "restart requested through the API", graceful=True)
+        what = "restart requested through the API" if cause is RestartCause.OPERATOR else f"restart ({cause.value})"
+        self.restart(child, what, graceful=True, cause=cause)
 
     # --- decisions -----------------------------------------------------------------------
 
-    def fail(self, child: Child, reason: str) -> None:
+    def fail(self, child: Child, reason: str, cause: RestartCause) -> None:
         """A failure of `child`: kill what is left of it, then restart after a backoff, or escalate."""
         now = self.fx.now()
         started = child.started_at if child.state in ALIVE and child.started_at is not None else now
@@ -233,15 +237,17 @@ class Engine:
             self.escalate(ExitCode.BUDGET_EXHAUSTED, f"{child.name} failed too often: {decision.reason}")
             return
         child.restart_at = now + decision.delay
-        child.restarts += 1
+        child.count_restart(cause)
         self.transition(child, ProcState.BACKOFF, f"{reason}; restart in {decision.delay:.1f} s ({decision.reason})")
         self.rules.failed(self, child)
 
-    def restart(self, child: Child, reason: str, graceful: bool = False) -> None:
+    def restart(
+        self, child: Child, reason: str, graceful: bool = False, cause: RestartCause = RestartCause.DEPENDENCY
+    ) -> None:
         """A deliberate restart: not a failure, no backoff. Graceful: SIGTERM first, SIGKILL at a deadline."""
         if child.state not in ALIVE or child.state is ProcState.STOPPING:
             return
-        child.restart_when_stopped = True
+        child.restart_when_stopped, child.stop_cause = True, cause
         self.health.disrupted(child)
         self.transition(child, ProcState.STOPPING, reason)
         if graceful and child.pgid is not None:
@@ -291,22 +297,6 @@ class Engine:
                 return False
         return True
 
-    def _check_deadlines(self, now: float) -> None:
-        if self.phase in STOPPING_PHASES:
-            return
-        for child in self.children.values():
-            if child.state is ProcState.STARTING and child.start_deadline is not None and now > child.start_deadline:
-                endpoints = " and ".join(check.path for check in child.spec.up)
-                self.fail(child, f"did not answer {endpoints} within {child.spec.start_deadline:g} s")
-            elif child.state is ProcState.STOPPING and child.stop_deadline is not None and now >= child.stop_deadline:
-                child.stop_deadline = None
-                self.log(f"{child.name} still running {self.settings.stop_seconds:g} s after SIGTERM: SIGKILL")
-                self.kill(child)
-        if self.phase is Phase.STARTING and not self.ever_ready and now - self.started > self.settings.ready_seconds:
-            self.escalate(
-                ExitCode.STARTUP_DEADLINE, f"the service was not ready within {self.settings.ready_seconds:g} s"
-            )
-
     # --- acting on processes -------------------------------------------------------------
 
     def start(self, child: Child, now: float) -> None:
@@ -318,7 +308,7 @@ class Engine:
         except OSError as exc:
             short_of = RESOURCE_ERRNOS.get(exc.errno or 0)
             if short_of is None:
-                self.fail(child, f"could not be started: {exc.strerror or exc}")
+                self.fail(child, f"could not be started: {exc.strerror or exc}", RestartCause.CRASH)
                 return
             # The supervisor's own trouble: retried, never charged to the child's budget.
             delay = min(RESOURCE_RETRY_MAX, 0.25 * 2**child.spawn_retries)

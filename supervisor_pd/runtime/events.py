@@ -87,9 +87,10 @@ class Drain:
 
 @dataclass(frozen=True)
 class Restart:
-    """Restart one process gracefully, asked for through the control API."""
+    """Restart one process gracefully, asked for through the control API (or a renewal)."""
 
     name: str
+    cause: str = "operator"  # a RestartCause value
 
 
 Command = Signal | Drain | Restart

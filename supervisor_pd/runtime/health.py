@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from supervisor_pd.runtime.events import Answered, Probe
 from supervisor_pd.runtime.npuwatch import NpuWatch
-from supervisor_pd.runtime.states import STOPPING_PHASES, UP, Phase, ProcState
+from supervisor_pd.runtime.serving import Progress, duration
+from supervisor_pd.runtime.states import STOPPING_PHASES, UP, Phase, ProcState, RestartCause, Serving
 
 if TYPE_CHECKING:
     from supervisor_pd.runtime.child import Child
@@ -61,6 +62,8 @@ class Health:
                 self.observers[observed].append(name)
         # The Servers' chips and links: read periodically, a fault keeps a Server from counting.
         self.npu = NpuWatch(engine)
+        # Each process's serving state, and the progress lines while one loads.
+        self.progress = Progress(engine)
 
     # --- what is due -----------------------------------------------------------------------
 
@@ -71,7 +74,7 @@ class Health:
             if child.state is ProcState.STARTING and now >= child.next_up_probe and Probe.UP not in child.probing:
                 child.next_up_probe = now + UP_POLL
                 engine.request(child, Probe.UP)
-        if self.round is not None and now > self.round.started + 2 * engine.settings.health_timeout + 1:
+        if self.round is not None and now >= self.round.started + 2 * engine.settings.health_timeout + 1:
             self.round = None  # an answer was lost with its process; the next round asks again
         if self.round is None and now >= self.next_round:
             self._begin_round(now)
@@ -86,6 +89,7 @@ class Health:
             child.next_live = now + interval
             engine.request(child, Probe.LIVE)
         self.npu.schedule(now)
+        self.progress.tick(now)
 
     def _chased(self) -> list[Child]:
         engine = self.engine
@@ -139,7 +143,7 @@ class Health:
                 times.append(child.next_up_probe)
             elif child.state in UP and self._live_due_possible(child):
                 times.append(child.next_live)
-        return times + self.npu.moments()
+        return times + self.npu.moments() + self.progress.moments()
 
     @staticmethod
     def _live_due_possible(child: Child) -> bool:
@@ -199,6 +203,7 @@ class Health:
         if event.probe is Probe.READY:
             child.readiness.observe(result.ok, event.sent)
             if result.ok:
+                child.ready_in_run = True
                 self._alive(child, event)
         elif event.probe is Probe.LIVE:
             if result.ok:
@@ -223,7 +228,9 @@ class Health:
         limit = engine.settings.liveness_failures
         detail = event.result.detail
         if child.failures >= limit:
-            engine.fail(child, f"{child.failures} liveness checks failed in a row (last: {detail})")
+            engine.fail(
+                child, f"{child.failures} liveness checks failed in a row (last: {detail})", RestartCause.LIVENESS
+            )
         elif child.state is ProcState.RUNNING:
             engine.transition(child, ProcState.UNHEALTHY, f"liveness check {child.failures}/{limit} failed: {detail}")
 
@@ -246,13 +253,20 @@ class Health:
         return True
 
     def why_not(self, child: Child) -> str:
+        return f"{child.name} ({self.not_ready_because(child)})"
+
+    def not_ready_because(self, child: Child) -> str:
         if child.npu_fault is not None:
-            return f"{child.name} ({child.npu_fault})"
+            return child.npu_fault
+        if child.serving is Serving.LOADING and child.spec.ready is not None:
+            return f"loading {duration(self.progress.loading_for(child))}"
         if child.state not in UP:
-            return f"{child.name} ({child.state.value})"
+            return child.state.value
+        if child.serving is Serving.SWITCHING:
+            return "switching role"
         if child.readiness.last is None:
-            return f"{child.name} (not ready)"
-        return f"{child.name} (not yet seen ready since the others came back)"
+            return "not ready"
+        return "not yet seen ready since the others came back"
 
     def service_ready(self) -> bool:
         return all(self.counts(self.engine.children[name]) for name in self.serving)
@@ -260,6 +274,7 @@ class Health:
     def judge(self) -> None:
         """The service's phase follows the facts in the same loop turn as they change."""
         engine = self.engine
+        self.progress.update()
         if engine.phase in STOPPING_PHASES:
             return
         missing = [engine.children[name] for name in self.serving if not self.counts(engine.children[name])]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor_pd.runtime.events import Probe
 from supervisor_pd.runtime.probes import Result
 from supervisor_pd.runtime.spec import Kind
-from supervisor_pd.runtime.states import UP, ProcState
+from supervisor_pd.runtime.states import UP, ProcState, RestartCause
 
 if TYPE_CHECKING:
     from supervisor_pd.plan.model import Plan
@@ -162,6 +162,7 @@ class MindieRules:
                 controller,
                 f"the Coordinator has not been ready for {self.stall_seconds:g} s while every Server is role-ready: "
                 "the Controller is not refreshing it",
+                RestartCause.LIVENESS,
             )
             return None
         return self.stall_since + self.stall_seconds

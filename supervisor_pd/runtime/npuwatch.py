@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from supervisor_pd.platform.npuhealth import HEALTHY
 from supervisor_pd.runtime.events import NpuReport
 from supervisor_pd.runtime.npucollect import ChipResult, ChipTarget, ToolFailure
-from supervisor_pd.runtime.states import STOPPING_PHASES, UP, ProcState
+from supervisor_pd.runtime.states import STOPPING_PHASES, UP, ProcState, RestartCause
 
 if TYPE_CHECKING:
     from supervisor_pd.runtime.child import Child
@@ -176,6 +176,6 @@ class NpuWatch:
         # its chips say since it started, not by the reading that had it restarted.
         started = child.started_at if child.started_at is not None else report.started
         if self.policy == "restart" and report.started >= started:
-            engine.fail(child, f"{fault} (SUPERVISOR_PD_NPU_FAULT=restart)")
+            engine.fail(child, f"{fault} (SUPERVISOR_PD_NPU_FAULT=restart)", RestartCause.NPU_FAULT)
         elif child.state is ProcState.RUNNING:
             engine.transition(child, ProcState.UNHEALTHY, fault)

@@ -8,6 +8,7 @@ engine's own judgement at that moment, in the same loop turn as the last event h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from supervisor_pd.runtime.events import NpuReport
 from supervisor_pd.runtime.npucollect import ChipResult
 from supervisor_pd.runtime.probes import Result
 from supervisor_pd.runtime.spec import Kind, ProcessSpec
-from supervisor_pd.runtime.states import ALIVE, STOPPING_PHASES, UP, Phase, ProcState
+from supervisor_pd.runtime.states import ALIVE, STOPPING_PHASES, UP, Phase, ProcState, Serving
 
 if TYPE_CHECKING:
     from supervisor_pd.runtime.engine import Engine
@@ -38,6 +39,11 @@ class ProcessView:
     ready: bool  # its readiness counts now (see runtime/health.py)
     role: str | None  # the role it reports, else the planned one
     npu_fault: str | None  # a Server's bad chip or link (runtime/npuwatch.py)
+    serving: Serving  # what it is to the service (runtime/serving.py)
+    serving_since: float  # wall clock
+    serving_detail: str  # for a process not ready: what it waits for, how long (the phase reason's words)
+    restart_causes: Mapping[str, int]  # restarts per RestartCause value, only those that happened
+    last_restart_cause: str | None
 
     @property
     def up(self) -> bool:
@@ -127,6 +133,11 @@ def snapshot(engine: Engine, heartbeat: float) -> Snapshot:
                 ready=engine.health.counts(child),
                 role=child.current_role if child.current_role in ("prefill", "decode") else planned,
                 npu_fault=child.npu_fault,
+                serving=child.serving,
+                serving_since=child.serving_since,
+                serving_detail="" if engine.health.counts(child) else engine.health.not_ready_because(child),
+                restart_causes=dict(child.restart_causes),
+                last_restart_cause=child.last_restart_cause.value if child.last_restart_cause else None,
             )
         )
     guardian = engine.guardian

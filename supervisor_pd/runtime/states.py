@@ -31,6 +31,30 @@ class Phase(StrEnum):
     FAILED = "failed"  # escalated: stopping everything to exit non-zero; final
 
 
+class Serving(StrEnum):
+    """What a process is to the service, beside its process state: a Server can be `running`
+    (answers its management endpoints) for minutes while its model loads (`loading`)."""
+
+    DOWN = "down"  # no run alive, or one told to stop
+    LOADING = "loading"  # alive, not yet ready in this run (a Server loads its model, waits for a role)
+    SWITCHING = "switching"  # a Server whose roleStatus says its role is changing
+    ROLE_READY = "role-ready"  # a Server whose readiness counts
+    READY = "ready"  # the Coordinator's readiness counts; the Controller (no readiness check) is up
+    NOT_READY = "not-ready"  # alive and was ready in this run, is not now
+    NPU_FAULT = "npu-fault"  # a Server on a bad chip or link (runtime/npuwatch.py)
+
+
+class RestartCause(StrEnum):
+    """Why a process was restarted: a crash loop and an operator's restarts are different stories."""
+
+    CRASH = "crash"  # exited on its own, or could not be started
+    LIVENESS = "liveness"  # failed its liveness checks or its start deadline, or the Controller stalled
+    OPERATOR = "operator"  # asked for through the API or the command line
+    DEPENDENCY = "dependency"  # MindIE's rules dragged it along with another process (runtime/mindie.py)
+    NPU_FAULT = "npu-fault"  # its chip or link went bad (SUPERVISOR_PD_NPU_FAULT=restart)
+    TLS_RENEWAL = "tls-renewal"  # it had to load a renewed certificate (api/renewal.py)
+
+
 # A process of the current run may exist.
 ALIVE = frozenset({ProcState.STARTING, ProcState.RUNNING, ProcState.UNHEALTHY, ProcState.STOPPING})
 # Answered its management endpoints in this run and was not told to stop.

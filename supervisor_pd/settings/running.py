@@ -40,6 +40,12 @@ class RunningSettings(BaseSettings):
         "(a Server's own stop path takes up to 20 s).",
     )
     health_interval: float = Field(5.0, gt=0, description="Seconds between health checks of each process.")
+    progress_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="While a process loads (a Server's model, its role), one log line about it every this many "
+        "seconds: how long, and what it has not done yet. 0: none.",
+    )
     health_timeout: float = Field(2.0, gt=0, description="Seconds one health check may take.")
     liveness_failures: int = Field(
         3, ge=1, description="Failed liveness checks in a row before a process is killed and restarted."

@@ -66,8 +66,10 @@ def test_status_table() -> None:
         "state": "running",
         "ready": False,
         "since": now - 90,
+        "serving": {"state": "loading", "since": now - 192, "seconds": 192.0, "detail": "loading 3m12s"},
         "pid": 42,
-        "restarts": 1,
+        "restarts": 3,
+        "restart_causes": {"operator": 1, "crash": 2},
         "last_exit": "exit code 1",
         "ports": {"port": 2000, "management": 2001},
         "devices": [0, 1],
@@ -84,6 +86,9 @@ def test_status_table() -> None:
         "cpus": None,
         "health": None,
         "last_exit": None,
+        "serving": {"state": "ready", "since": now - 90, "seconds": 90.0, "detail": ""},
+        "restarts": 1,
+        "restart_causes": {},
         "ports": {"port": 1030},
     }
     data = {
@@ -103,14 +108,14 @@ def test_status_table() -> None:
         "processes": [process, controller],
     }
     lines = client.status_table(data, now).splitlines()
-    assert lines[0] == "phase: ready (all good) for 5s"
+    assert lines[0] == "phase: ready for 5s: all good"
     assert "inference: 10.0.0.1:1025" in lines[1]
     assert lines[3].split() == [
         "NAME",
         "ROLE",
         "STATE",
-        "READY",
         "FOR",
+        "SERVING",
         "PID",
         "RESTARTS",
         "LAST",
@@ -124,10 +129,15 @@ def test_status_table() -> None:
         "server-1",
         "prefill",
         "running",
-        "no",
         "90s",
+        "loading",
+        "3m12s",
         "42",
+        "3",
+        "(2",
+        "crash,",
         "1",
+        "operator)",
         "exit",
         "code",
         "1",
@@ -137,7 +147,20 @@ def test_status_table() -> None:
         "ok",
         "1.2ms",
     ]
-    assert lines[5].split() == ["controller", "controller", "running", "-", "90s", "-", "1", "-", "1030", "-", "-", "-"]
+    assert lines[5].split() == [
+        "controller",
+        "controller",
+        "running",
+        "90s",
+        "ready",
+        "-",
+        "1",
+        "-",
+        "1030",
+        "-",
+        "-",
+        "-",
+    ]
     assert len(lines) == 6  # no NPU health section from a supervisor that has none
 
     data["processes"] = [{**process, "state": "unhealthy", "npu_fault": "NPU 3 chip 0: health Alarm"}, controller]

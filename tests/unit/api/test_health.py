@@ -35,7 +35,7 @@ def test_readiness_fails_in_the_same_turn_as_an_exit_and_names_what_is_missing()
     stack.bring_up()
     stack.exit("server-1", tick=False)
     checks = {c.name: c for c in readiness(view(stack))}
-    assert checks["servers"].ok is False and checks["servers"].detail == "not ready: server-1"
+    assert checks["servers"].ok is False and checks["servers"].detail == "not ready: server-1 (backoff)"
     assert checks["coordinator"].ok is False  # its readiness reflected server-1's
     assert checks["prefill"].detail == "ready: server-2"
     assert checks["service"].ok is False
