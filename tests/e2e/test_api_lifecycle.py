@@ -58,7 +58,7 @@ def test_probes_follow_the_bring_up(runs) -> None:  # type: ignore[no-untyped-de
 
 
 def test_startup_probe_names_what_it_waits_for(runs) -> None:  # type: ignore[no-untyped-def]
-    run = runs(env={"SUPERVISOR_PD_SIM_MODEL_LOAD_SECONDS": "2"})
+    run = runs(env={"SUPERVISOR_PD_SIM_MODEL_LOAD_SECONDS": "3", "SUPERVISOR_PD_PROGRESS_SECONDS": "0.5"})
     run.start()
     wait_until(lambda: run.api("GET", "/livez", timeout=2)[0] == 200, 30, what="the HTTP port")
     code, data = run.api("GET", "/startupz?verbose")
@@ -68,8 +68,32 @@ def test_startup_probe_names_what_it_waits_for(runs) -> None:  # type: ignore[no
     probe = run.cli("probe", "startup")
     assert probe.returncode == 1
     assert "startupz check failed" in probe.stderr
+
+    # While the models load, every Server is `running` yet `loading`, and everything says so.
+    def loading() -> dict[str, Any] | None:
+        status = run.status()
+        servers = [p for p in status["processes"] if p["component"] == "server"]
+        running = all(p["state"] == "running" and p["serving"]["state"] == "loading" for p in servers)
+        return status if running else None
+
+    status = wait_until(loading, 30, interval=0.05, what="every Server running and loading")
+    assert status["phase"] == "starting" and "server-1 (loading " in status["phase_reason"]
+    table = run.cli("status")
+    assert table.returncode == 0, table.stderr
+    rows = {line.split()[0]: line.split() for line in table.stdout.splitlines()[3:] if line.strip()}
+    assert rows["server-1"][2] == "running" and rows["server-1"][4] == "loading", table.stdout
+    code, data = run.api("GET", "/readyz?verbose")
+    assert code == 503 and "server-1 (loading " in data.decode()
+    run.wait_log(r"server-2: loading for \d+s \(running, not role-ready", timeout=20)
+
     run.wait_ready()
     assert run.cli("probe", "startup").returncode == 0
+    served = {p["name"]: p["serving"]["state"] for p in run.status()["processes"]}
+    assert served == {
+        **{f"server-{i}": "role-ready" for i in (1, 2, 3, 4)},
+        "coordinator": "ready",
+        "controller": "ready",
+    }
 
 
 def test_a_requested_restart_is_graceful_and_probes_stay_green(runs) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +111,8 @@ def test_a_requested_restart_is_graceful_and_probes_stay_green(runs) -> None:  #
     assert after["state"] == "running" and after["ready"]
     # SIGTERM first: the simulated Server's own stop path ends in abort().
     assert "server-3: running -> stopping: restart requested through the API" in run.log()
-    assert after["last_exit"] == "killed by SIGABRT"
+    assert after["last_exit"] == "stopped for a restart requested through the API (killed by SIGABRT)"
+    assert after["restart_causes"] == {"operator": 1}
     assert run.api("GET", "/livez")[0] == 200
     assert run.api("GET", "/readyz")[0] == 200
 
