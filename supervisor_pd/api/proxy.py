@@ -21,6 +21,7 @@ from aiohttp import web
 from supervisor_pd.api.errors import as_openai_error, mindie_error, openai_error
 from supervisor_pd.api.metrics import ProxyMetrics
 from supervisor_pd.api.requests import DuplicateKey, parse_body, shown, unsupported
+from supervisor_pd.api.sse import token_events
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.runtime.tlsclient import client_context
 from supervisor_pd.settings import Settings
@@ -199,7 +200,9 @@ class Proxy:
                 content_type = upstream.headers.get("Content-Type", "")
                 if upstream.content_length is not None and "event-stream" not in content_type:
                     data = await upstream.read()
-                    metrics.ttft.labels(path).observe(time.perf_counter() - began)
+                    if status < 400:
+                        # A reply not streamed brings its first token with the rest.
+                        metrics.ttft.labels(path).observe(time.perf_counter() - began)
                     if status >= 400 and request.path in OPENAI_PATHS:
                         return as_openai_error(status, data, out)
                     return web.Response(status=status, body=data, headers=out)
@@ -279,15 +282,35 @@ class Proxy:
     async def _stream(
         self, upstream: aiohttp.ClientResponse, response: web.StreamResponse, path: str, began: float
     ) -> None:
+        """Relay the reply chunk by chunk as it arrives, timing its tokens by the events in it
+        (api/sse.py), not by the chunks: a read that completes k token events counts k tokens.
+
+        TTFT: the request's arrival to the read that completes the first token event. TPOT: for
+        each later token event, the time from the previous read that completed token events to
+        the read that completes this one, divided by the number of token events that read
+        completed (events that came in the read of the first token count 0). So TPOT's sum is
+        the time from the first token to the last and its count is tokens - 1, as a client sees
+        them. A stream of a form with no events to count (neither SSE nor vLLM's) gets a TTFT at
+        its first bytes and no TPOT; a failed reply (status 400 or more) gets neither."""
+        timed = upstream.status < 400
+        events = token_events(upstream.headers.get("Content-Type", ""))
+        ttft = self.metrics.ttft.labels(path)
         tpot = self.metrics.tpot.labels(path)
-        last = None
+        last: float | None = None
         async for chunk in upstream.content.iter_any():
-            now = time.perf_counter()
-            if last is None:
-                self.metrics.ttft.labels(path).observe(now - began)
-            else:
-                tpot.observe(now - last)
-            last = now
+            if timed:
+                tokens = events.feed(chunk) if events is not None else int(last is None)
+                if tokens:
+                    now = time.perf_counter()
+                    if last is None:
+                        ttft.observe(now - began)
+                        share = 0.0
+                        tokens -= 1
+                    else:
+                        share = (now - last) / tokens
+                    for _ in range(tokens):
+                        tpot.observe(share)
+                    last = now
             await response.write(chunk)
         await response.write_eof()
 
