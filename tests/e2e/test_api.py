@@ -364,14 +364,15 @@ def test_metrics_merge_ours_and_every_child(run: SupervisorRun, client: openai.O
         "supervisor_pd_service_requests_waiting",
         "num_requests_running",
         "request_success",
-        "up",
+        "supervisor_pd_child_scrape_up",
     ):
         assert name in families, name
-    up = {(s.labels["component"], s.labels["server"]): s.value for s in families["up"]}
-    assert up == {**{("server", f"server-{i}"): 1.0 for i in range(1, 5)}, ("coordinator", ""): 1.0}
+    assert "up" not in families
+    up = {(s.labels["component"], s.labels["process"]): s.value for s in families["supervisor_pd_child_scrape_up"]}
+    assert up == {**{("server", f"server-{i}"): 1.0 for i in range(1, 5)}, ("coordinator", "coordinator"): 1.0}
     for sample in families["num_requests_running"]:
-        assert set(sample.labels) >= {"component", "server", "role"}
-    roles = {s.labels["server"]: s.labels["role"] for s in families["num_requests_running"] if s.labels["server"]}
+        assert set(sample.labels) >= {"component", "process", "role"}
+    roles = {s.labels["process"]: s.labels["role"] for s in families["num_requests_running"] if s.labels["role"]}
     assert sorted(roles.values()) == ["decode", "decode", "prefill", "prefill"]
     ttft = [s for s in families["supervisor_pd_time_to_first_token_seconds"] if s.name.endswith("_count")]
     assert sum(s.value for s in ttft) >= 1

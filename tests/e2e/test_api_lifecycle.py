@@ -125,16 +125,19 @@ def test_metrics_keep_their_labels_when_a_child_stops_answering(runs) -> None:  
     os.killpg(pid, signal.SIGSTOP)  # it hangs until liveness has it killed
 
     def server_4_down() -> dict[str, Any] | None:
-        up = {s.labels["server"]: s for s in samples(run, "up")}
+        up = {s.labels["process"]: s for s in samples(run, "supervisor_pd_child_scrape_up")}
         return up if up["server-4"].value == 0 else None
 
-    up = wait_until(server_4_down, 20, what="up 0 for server-4")
-    assert up["server-4"].labels == {"component": "server", "server": "server-4", "role": "decode"}
+    up = wait_until(server_4_down, 20, what="supervisor_pd_child_scrape_up 0 for server-4")
+    assert up["server-4"].labels == {"component": "server", "process": "server-4", "role": "decode"}
     assert [up[f"server-{i}"].value for i in (1, 2, 3)] == [1, 1, 1]
     # (The Coordinator's own /metrics aggregates the Servers' and may wait on server-4 too.)
     run.wait_log("server-4: unhealthy -> backoff")
     run.wait_ready(count=2, timeout=60)
-    wait_until(lambda: {s.labels["server"]: s.value for s in samples(run, "up")}["server-4"] == 1, 20)
+    wait_until(
+        lambda: {s.labels["process"]: s.value for s in samples(run, "supervisor_pd_child_scrape_up")}["server-4"] == 1,
+        20,
+    )
 
 
 def test_a_client_that_goes_away_cancels_its_upstream_request(runs) -> None:  # type: ignore[no-untyped-def]
