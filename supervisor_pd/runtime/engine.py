@@ -27,6 +27,7 @@ from supervisor_pd.runtime.events import Answered, Drain, Event, Exited, GroupGo
 from supervisor_pd.runtime.guardian_keeper import Guardian
 from supervisor_pd.runtime.health import Health
 from supervisor_pd.runtime.npuwatch import NpuReport
+from supervisor_pd.runtime.operator import Operator
 from supervisor_pd.runtime.port_wait import ports_released
 from supervisor_pd.runtime.restart import Action, RestartPolicy, Run, decide
 from supervisor_pd.runtime.rules import NoRules, Rules
@@ -74,6 +75,7 @@ class Engine:
         self.health = Health(self)  # with it, the NPU and link health watch (runtime/npuwatch.py)
         self.drainer: Drainer | None = None
         self._rules_due: float | None = None
+        self.operator = Operator(self)  # an operator's stop, start and rolling restart
 
     # --- driving -------------------------------------------------------------------------
 
@@ -100,6 +102,8 @@ class Engine:
                     self.begin_drain(Phase.DRAINING, f"drain requested {event.source}".strip(), graceful=True)
             case Restart():
                 self.on_restart(event.name, RestartCause(event.cause))
+            case _:  # Stop, Start, RollingRestart
+                self.operator.handle(event)
         self.health.judge()
 
     def tick(self) -> None:
@@ -113,6 +117,7 @@ class Engine:
         if self.phase in STOPPING_PHASES:
             return
         self._rules_due = self.rules.tick(self, now)
+        self.operator.tick(now)
         self.reconcile(now)
         self.health.schedule(now)
         self.health.judge()
@@ -142,7 +147,7 @@ class Engine:
                 times.append(child.stop_deadline)
             elif child.startable and child.restart_at is not None and child.restart_at > now:
                 times.append(child.restart_at)  # one already due waits for its dependencies: events
-        return times + self.health.moments()
+        return times + self.health.moments() + self.operator.moments()
 
     # --- facts ---------------------------------------------------------------------------
 
@@ -162,6 +167,8 @@ class Engine:
         if self.phase in STOPPING_PHASES:
             if child.state not in FINAL:
                 self.transition(child, ProcState.STOPPED, child.last_exit)
+        elif self.operator.exited(child):
+            return  # an operator stopped it: it stays stopped
         elif child.state is ProcState.STOPPING and child.restart_when_stopped:
             # MindIE's processes end a requested stop with SIGABRT: say it was asked for, not a crash.
             cause = child.stop_cause or RestartCause.OPERATOR

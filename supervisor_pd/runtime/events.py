@@ -93,5 +93,31 @@ class Restart:
     cause: str = "operator"  # a RestartCause value
 
 
-Command = Signal | Drain | Restart
+@dataclass(frozen=True)
+class Stop:
+    """Stop one process and keep it stopped until a Start (supervisorctl's stop), asked for
+    through the control API (runtime/operator.py)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Start:
+    """Start a process an operator stopped, through the gates of any start (runtime/operator.py)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class RollingRestart:
+    """Restart the Servers one at a time, each back before the next (runtime/rolling.py); `role`
+    restricts it to the prefill or the decode Servers; `allow_outage` waives the refusals of a roll
+    that cannot keep the service up; `token` names this request in the roll's view."""
+
+    token: str
+    role: str | None = None
+    allow_outage: bool = False
+
+
+Command = Signal | Drain | Restart | Stop | Start | RollingRestart
 Event = Exited | Answered | GroupGone | NpuReport | HooksDone | Command

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from supervisor_pd.runtime.events import NpuReport
 from supervisor_pd.runtime.npucollect import ChipResult
 from supervisor_pd.runtime.probes import Result
+from supervisor_pd.runtime.rolling import RollingView
 from supervisor_pd.runtime.spec import Kind, ProcessSpec
 from supervisor_pd.runtime.states import ALIVE, STOPPING_PHASES, UP, Phase, ProcState, Serving
 
@@ -100,6 +101,7 @@ class Snapshot:
     guardian: GuardianView
     processes: tuple[ProcessView, ...]
     npu: NpuView
+    rolling: RollingView | None = None  # the last rolling restart asked for (runtime/rolling.py)
 
     @property
     def stopping(self) -> bool:
@@ -153,6 +155,7 @@ def snapshot(engine: Engine, heartbeat: float) -> Snapshot:
         guardian=GuardianView(guardian.pid, guardian.restarts, guardian.last_exit, guardian.begun),
         processes=tuple(views),
         npu=_npu(engine),
+        rolling=engine.operator.view(),
     )
 
 

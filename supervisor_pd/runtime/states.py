@@ -18,7 +18,7 @@ class ProcState(StrEnum):
     UNHEALTHY = "unhealthy"  # failing liveness checks, not yet restarted
     BACKOFF = "backoff"  # exited or killed; waiting before the next start
     STOPPING = "stopping"  # asked to stop (a drain, or a restart that waits for the exit)
-    STOPPED = "stopped"  # stopped on purpose; final
+    STOPPED = "stopped"  # stopped on purpose: by a drain (final), or by an operator until a start
     FAILED = "failed"  # out of restart budget; final
 
 
@@ -61,6 +61,8 @@ ALIVE = frozenset({ProcState.STARTING, ProcState.RUNNING, ProcState.UNHEALTHY, P
 UP = frozenset({ProcState.RUNNING, ProcState.UNHEALTHY})
 # May be started (once its delay is over and its dependencies allow).
 WAITING = frozenset({ProcState.PENDING, ProcState.BACKOFF})
+# Nothing more happens to it while the service stops. An operator's `start` is the one way out
+# of `stopped` (runtime/operator.py), and it is refused once the service is stopping.
 FINAL = frozenset({ProcState.STOPPED, ProcState.FAILED})
 # The service is on its way out: nothing is started, failures are not restarted.
 STOPPING_PHASES = frozenset({Phase.DRAINING, Phase.FAILED, Phase.STOPPED})
@@ -73,7 +75,7 @@ TRANSITIONS: dict[ProcState, frozenset[ProcState]] = {
     _S.UNHEALTHY: frozenset({_S.RUNNING, _S.BACKOFF, _S.FAILED, _S.STOPPING, _S.STOPPED}),
     _S.BACKOFF: frozenset({_S.STARTING, _S.BACKOFF, _S.FAILED, _S.STOPPED}),
     _S.STOPPING: frozenset({_S.BACKOFF, _S.STOPPED}),
-    _S.STOPPED: frozenset(),
+    _S.STOPPED: frozenset({_S.PENDING}),  # an operator's start: through the gates of any start
     _S.FAILED: frozenset(),
 }
 

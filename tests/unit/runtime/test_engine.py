@@ -19,6 +19,7 @@ from supervisor_pd.runtime.drain import Stage
 from supervisor_pd.runtime.events import Exited, Probe
 from supervisor_pd.runtime.states import Phase, ProcState
 from tests.unit.runtime.fakes import Stack, emfile
+from tests.unit.runtime.test_operator import OPERATOR_SCENARIOS
 
 S = ProcState
 SCENARIOS: list[Callable[[], object]] = []
@@ -753,7 +754,7 @@ def test_every_legal_move_is_exercised(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.add((old.value, new.value) if table is states.TRANSITIONS else ("phase:" + old.value, new.value))
 
     monkeypatch.setattr(states, "check", record)
-    for run in SCENARIOS:
+    for run in [*SCENARIOS, *OPERATOR_SCENARIOS]:  # an operator's stop and start: test_operator.py
         run()
     edges = {(old.value, new.value) for old, targets in states.TRANSITIONS.items() for new in targets}
     edges |= {("phase:" + old.value, new.value) for old, targets in states.PHASE_TRANSITIONS.items() for new in targets}
