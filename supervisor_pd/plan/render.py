@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from supervisor_pd.plan.model import Plan, PortOrigin, Role
 from supervisor_pd.platform.cpuset import format_cpulist
 from supervisor_pd.platform.facts import Level
+
+WIDTH = 160  # about the widest line of the tables above (the TLS links)
 
 
 def plan_json(plan: Plan, output: str, written: bool) -> dict[str, Any]:
@@ -26,6 +29,14 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return lines
+
+
+def _wrapped(text: str) -> list[str]:
+    """`text` as lines of at most WIDTH where it can break at a space; a value (a path, say) is
+    never cut, so one longer than a line gets a line of its own."""
+    return textwrap.wrap(
+        text, WIDTH, initial_indent="  ", subsequent_indent="      ", break_long_words=False, break_on_hyphens=False
+    )
 
 
 def _cpus(cpus: tuple[int, ...] | None) -> str:
@@ -104,12 +115,8 @@ def plan_text(plan: Plan, output: str, written: bool) -> str:
         out += [f"  {p.owner} {p.field}: {p.requested} -> {p.port}: {p.reason}" for p in moved]
     out += ["", "Settings written (single-container PD needs them)"]
     for setting in plan.settings_written:
-        previous = setting.previous
-        if previous is not None and len(previous) > 40:
-            previous = previous[:37] + "..."
-        change = f" (was {previous})" if setting.previous not in (None, setting.value) else ""
-        value = setting.value if len(setting.value) <= 40 else setting.value[:37] + "..."
-        out.append(f"  {setting.file}: {setting.field} = {value}{change}  - {setting.why}")
+        change = f" (was {setting.previous})" if setting.previous not in (None, setting.value) else ""
+        out += _wrapped(f"{setting.file}: {setting.field} = {setting.value}{change}  - {setting.why}")
     for level, title in ((Level.WARNING, "Warnings"), (Level.INFO, "Notes")):
         items = [n for n in plan.notices if n.level is level]
         if items:
@@ -118,6 +125,33 @@ def plan_text(plan: Plan, output: str, written: bool) -> str:
     out += ["", "Files"]
     out += [f"  {planned.name}  ({len(planned.content)} bytes)" for planned in plan.files]
     return "\n".join(out) + "\n"
+
+
+def run_summary(plan: Plan, output: str, logs: str) -> list[str]:
+    """What `run` says first, in a few lines: where it runs, what it starts, where to reach it and
+    where its files went; the full plan follows it in the log."""
+    servers = plan.servers
+    chips = sum(len(server.devices) for server in servers)
+    host = plan.device_type.label + (f" (simulated: {plan.simulated})" if plan.simulated else "")
+    roles: dict[str, list[str]] = {}
+    for server in servers:
+        roles.setdefault(server.role.value if server.role is not Role.AUTO else "auto", []).append(server.name)
+    groups = "; ".join(f"{role} {', '.join(names)}" for role, names in roles.items())
+    split = f"P:D {plan.p_rate}:{plan.d_rate}" if plan.p_rate else "roles decided by the Controller"
+    ports = [port for server in servers for port in server.ports.model_dump().values()]
+    moved = sum(1 for p in plan.ports if p.origin is PortOrigin.MOVED)
+    tls = plan.tls
+    certificates = f"; certificates in {tls.folder}" if tls.folder else ""
+    return [
+        f"supervisor-pd run: {host}, {chips} NPU chips",
+        f"  Servers: {len(servers)} of worldSize {plan.world_size}, {split}: {groups}",
+        f"  ports:   {plan.supervisor.api_host}:{plan.supervisor.api_port} supervisor-pd (inference, probes, status, "
+        f"metrics); Coordinator predict {plan.coordinator.predict_port}; Servers {min(ports)}-{max(ports)}"
+        + (f"; {moved} moved (see Ports moved)" if moved else ""),
+        f"  configs: {output}",
+        f"  logs:    {logs}",
+        f"  TLS:     {tls.mode} ({tls.mode_source}){certificates}",
+    ]
 
 
 def _tls(plan: Plan) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
+import shlex
 import socket
 import subprocess
 import sys
@@ -291,6 +292,28 @@ def test_status_command_prints_a_table(run: SupervisorRun) -> None:
     assert all(row[2] == "running" for row in rows)
     as_json = run.cli("status", "--json")
     assert json.loads(as_json.stdout)["phase"] == "ready"
+
+
+def test_a_new_user_reads_a_summary_first_and_three_commands_that_work(run: SupervisorRun) -> None:
+    """The first lines summarise the run before the full plan; once ready, the commands to try
+    name this run's port, come once, and do what they say."""
+    run.wait_log(r"supervisor \| try it:")
+    own = run.supervisor_lines()
+    assert own[0].startswith("supervisor-pd run: ")
+    assert f"127.0.0.1:{run.ports.api} supervisor-pd" in own[2]
+    assert next(i for i, line in enumerate(own) if line.startswith("supervisor-pd plan: ")) > 5  # the plan after it
+    assert own.count("try it:") == 1
+    start = own.index("try it:")
+    assert any("-> ready" in line for line in own[:start])  # after the service is ready
+    chat, status, metrics = (shlex.split(line) for line in own[start + 1 : start + 4])
+    assert chat[2] == f"http://127.0.0.1:{run.ports.api}/v1/chat/completions"
+    reply = subprocess.run([*chat, "--max-time", "20"], capture_output=True, text=True, timeout=30, check=False)
+    assert reply.returncode == 0 and reply.stdout.startswith("data: "), reply
+    assert status[:2] == ["supervisor-pd", "status"]
+    table = run.cli(*status[1:])
+    assert table.returncode == 0 and "server-1" in table.stdout, table
+    scraped = subprocess.run([*metrics, "-sf"], capture_output=True, text=True, timeout=30, check=False)
+    assert scraped.returncode == 0 and "supervisor_pd_process_state" in scraped.stdout
 
 
 def test_logs_of_a_process(run: SupervisorRun) -> None:
