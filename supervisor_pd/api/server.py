@@ -7,6 +7,7 @@
 | GET /metrics | Prometheus text: ours and every child's |
 | POST the Coordinator's inference paths, GET /v1/models | the inference API |
 | POST /v1/processes/{name}/restart, POST /v1/drain | control: a bearer token on TCP, none on the socket |
+| POST /v1/processes/{name}/stop, /start, /v1/servers/rolling-restart | control, the same (api/operator.py) |
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from supervisor_pd.api.connections import BACKLOG, MINIMUM, Connections, capacit
 from supervisor_pd.api.control_socket import remove_own_socket, remove_stale_socket
 from supervisor_pd.api.errors import body_policy, errors, index, json_response
 from supervisor_pd.api.hosts import HostPolicy
+from supervisor_pd.api.logstream import follow
 from supervisor_pd.api.metrics import MetricsEndpoint
+from supervisor_pd.api.operator import OperatorRoutes
 from supervisor_pd.api.proxy import Proxy
 from supervisor_pd.api.refusals import Refusals
 from supervisor_pd.api.renewal import Renewal
@@ -145,6 +148,7 @@ class ApiServer:
         app.router.add_get("/v1/processes/{name}/logs", self.logs)
         app.router.add_post("/v1/processes/{name}/restart", self.restart)
         app.router.add_post("/v1/drain", self.drain)
+        OperatorRoutes(self).add(app)
         app.router.add_post("/v1/tls/renew", self.renew)
         app.router.add_get("/metrics", self.render_metrics)
         app.router.add_get("/", self.index)
@@ -155,11 +159,12 @@ class ApiServer:
         return index(
             {
                 "probes": "GET /livez /readyz /startupz (?verbose, /readyz/<check>)",
-                "status": "GET /v1/status /v1/processes /v1/processes/{name} /v1/processes/{name}/logs",
+                "status": "GET /v1/status /v1/processes /v1/processes/{name} /v1/processes/{name}/logs[?follow=1]",
                 "metrics": "GET /metrics",
                 "inference": "POST /v1/chat/completions /v1/completions and the Coordinator's other paths; "
                 "GET /v1/models",
-                "control": "POST /v1/processes/{name}/restart /v1/drain (a bearer token on TCP)",
+                "control": "POST /v1/processes/{name}/restart /stop /start, /v1/servers/rolling-restart, /v1/drain "
+                "(a bearer token on TCP)",
             }
         )
 
@@ -224,6 +229,7 @@ class ApiServer:
             )
 
     async def stop(self) -> None:
+        self.supervisor.sink.feed.end()  # `logs -f` streams end with the supervisor
         if self.renewal is not None:
             await self.renewal.stop()
         if self._runner is not None:
@@ -276,7 +282,7 @@ class ApiServer:
             return json_response({"error": str(exc)}, 404)
         return json_response(process(self.plan, child))
 
-    async def logs(self, request: web.Request) -> web.Response:
+    async def logs(self, request: web.Request) -> web.StreamResponse:
         # A process's output may hold what its requests carried: the token on TCP, as for control.
         denied = self._denied(request, "log")
         if denied is not None:
@@ -295,6 +301,8 @@ class ApiServer:
             return json_response({"error": f"tail must be between 1 and {MAX_TAIL}"}, 400)
         if after is not None and after < 0:
             return json_response({"error": "after must be 0 or more"}, 400)
+        if request.query.get("follow", "0") not in ("0", ""):
+            return await follow(request, self.supervisor.sink, name, tail)
         lines, next_seq = self.supervisor.sink.tail_since(name, tail, after)
         return json_response({"name": name, "lines": lines, "next": next_seq})
 

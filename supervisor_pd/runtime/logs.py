@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from supervisor_pd.runtime.logfeed import LogFeed
 from supervisor_pd.runtime.logformat import json_line, text_line
 
 TAIL_LINES = 1000
@@ -93,6 +94,7 @@ class LogSink:
         self._queue: queue.Queue[tuple[float, str, str, str] | None] = queue.Queue(queue_lines)
         self._tails: dict[str, collections.deque[str]] = {}
         self._counts: dict[str, int] = {}
+        self.feed = LogFeed()  # `logs -f`: each line to its process's followers as it comes
         self._files: dict[str, RotatingFile] = {}
         self._file_failed: dict[str, tuple[float, int]] = {}  # process -> (when, lines missed)
         self._thread = threading.Thread(target=self._write_loop, name="log-writer", daemon=True)
@@ -104,6 +106,7 @@ class LogSink:
         text = text[:MAX_LINE]
         self._tails.setdefault(process, collections.deque(maxlen=TAIL_LINES)).append(text)
         self._counts[process] = self._counts.get(process, 0) + 1
+        self.feed.publish(process, self._counts[process] - 1, text)
         try:
             self._queue.put_nowait((time.time(), process, stream, text))
         except queue.Full:
