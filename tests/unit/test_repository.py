@@ -2,6 +2,7 @@
 
 import ast
 import re
+import shlex
 import shutil
 import subprocess
 
@@ -16,7 +17,69 @@ def readme_commands() -> list[str]:
 def test_readme_opens_with_the_main_job_and_the_tests() -> None:
     main_job, tests = readme_commands()[:2]
     assert "supervisor-pd" in main_job and "--simulate 800i-a2" in main_job
+    # The demo needs the package only; the test tools come with the test command.
+    assert "/pip install -q -e . && " in main_job and "[test]" not in main_job, main_job
+    assert "/pip install -q -e '.[test]' && " in tests, tests
     assert re.search(r"pytest -q( -n \d+)?( --dist \w+)?$", tests), tests
+
+
+COMMAND_WORDS = ("curl ", "kubectl ", "docker ", "supervisor-pd ", ".venv/bin/", "pip ", "python3 ")
+# Unquoted, these are globbed (zsh refuses a pattern that matches nothing: `curl host/readyz?verbose`
+# fails there) or redirect (`<node>`).
+UNSAFE = re.compile(r"[?*\[\]<{}]")
+
+
+def shell_examples(text: str) -> list[str]:
+    """The command lines of a Markdown text: every line of its sh blocks, the lines of its other
+    blocks that start with a command, and its inline code that does (not a `[--flag]` synopsis)."""
+    found = []
+    for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
+        for line in body.replace("\\\n", " ").splitlines():
+            line = line.strip().removeprefix("$ ")
+            if (lang == "sh" and line and not line.startswith("#")) or (
+                lang in ("text", "console", "") and line.startswith(COMMAND_WORDS)
+            ):
+                found.append(line)
+    for code in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", text):
+        if code.startswith(COMMAND_WORDS) and "[-" not in code:
+            found.append(code)
+    return found
+
+
+def unsafe_in_a_shell(line: str) -> str | None:
+    try:
+        shlex.split(line, comments=True)
+    except ValueError as exc:
+        return str(exc)
+    bare = re.split(r"\s#", re.sub(r"'[^']*'|\"[^\"]*\"", "", line))[0]
+    found = UNSAFE.search(bare)
+    return f"unquoted {found.group()!r}" if found else None
+
+
+def test_the_scan_finds_what_a_shell_would_glob_split_or_redirect() -> None:
+    assert unsafe_in_a_shell("curl localhost:8080/readyz?verbose") == "unquoted '?'"
+    assert unsafe_in_a_shell("curl 'localhost:8080/readyz?verbose'") is None
+    assert unsafe_in_a_shell("pip install -e .[test]") == "unquoted '['"
+    assert unsafe_in_a_shell("docker push <registry>/x") == "unquoted '<'"
+    assert unsafe_in_a_shell("docker run -e POD_IP=<this host's IP> x") == "No closing quotation"
+    assert unsafe_in_a_shell('docker run -e POD_IP="<this host\'s IP>" x  # a comment? fine') is None
+    assert shell_examples("```sh\na \\\n  b\n```\n```text\ncurl x\nnot a command\n```\n`curl y` `ls`") == [
+        "a    b",
+        "curl x",
+        "curl y",
+    ]
+
+
+def test_every_shell_example_in_the_docs_works_in_any_shell() -> None:
+    """README.md and docs/*.md: what a user pastes into bash or zsh runs as written."""
+    unsafe = [
+        f"{path.name}: {line} ({why})"
+        for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+        for line in shell_examples(path.read_text())
+        if (why := unsafe_in_a_shell(line))
+    ]
+    assert len(shell_examples((REPO / "README.md").read_text())) > 10
+    assert unsafe == []
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
