@@ -23,7 +23,9 @@ def check_deadlines(engine: Engine, now: float) -> None:
             )
         elif child.state is ProcState.STOPPING and child.stop_deadline is not None and now >= child.stop_deadline:
             child.stop_deadline = None
-            engine.log(f"{child.name} still running {engine.settings.stop_seconds:g} s after SIGTERM: SIGKILL")
+            engine.log(
+                f"{child.name} still running {engine.settings.stop_seconds:g} s after SIGTERM: SIGKILL", "warning"
+            )
             engine.kill(child)
     if (
         engine.phase is Phase.STARTING

@@ -29,7 +29,9 @@ class Effects(Protocol):
         """Seconds since the epoch, for display only."""
         ...
 
-    def log(self, message: str) -> None: ...
+    def log(self, message: str, level: str = "info") -> None:
+        """`level`: info, warning or error (the JSON lines' `level`)."""
+        ...
 
     def ports_in_use(self, ports: tuple[int, ...]) -> tuple[int, ...]:
         """Those of `ports` that cannot be bound on 0.0.0.0 without SO_REUSEADDR right now."""

@@ -267,7 +267,7 @@ class Engine:
         if self.phase in STOPPING_PHASES:
             return
         self.exit_code, self.exit_reason = code, reason
-        self.log(f"giving up: {reason} (exit code {int(code)})")
+        self.log(f"giving up: {reason} (exit code {int(code)})", "error")
         self.begin_drain(Phase.FAILED, reason, graceful=False)
 
     def begin_drain(self, phase: Phase, reason: str, graceful: bool) -> None:
@@ -324,7 +324,8 @@ class Engine:
             code = errno.errorcode.get(exc.errno or 0, "?")
             self.log(
                 f"cannot start {child.name} now: the supervisor is out of {short_of} ({code}); trying again in "
-                f"{delay:g} s (not counted against {child.name}'s restarts)"
+                f"{delay:g} s (not counted against {child.name}'s restarts)",
+                "warning",
             )
             return
         child.spawn_retries = 0
@@ -369,7 +370,8 @@ class Engine:
             self._internal_error(f"{child.name}: {exc} ({reason})")
             return
         child.state, child.since, child.reason = state, self.fx.wall(), reason
-        self.log(f"{child.name}: {previous.value} -> {state.value}: {reason}")
+        level = "info" if previous is ProcState.STOPPING else states.LEVELS.get(state, "info")
+        self.log(f"{child.name}: {previous.value} -> {state.value}: {reason}", level)
 
     def set_phase(self, phase: Phase, reason: str) -> None:
         if phase is self.phase:
@@ -379,17 +381,17 @@ class Engine:
         except states.IllegalTransition as exc:
             self._internal_error(f"service: {exc} ({reason})")
             return
-        self.log(f"service: {self.phase.value} -> {phase.value}: {reason}")
+        self.log(f"service: {self.phase.value} -> {phase.value}: {reason}", states.LEVELS.get(phase, "info"))
         self.phase, self.phase_since, self.phase_reason = phase, self.fx.now(), reason
 
     def _internal_error(self, message: str) -> None:
         self.internal_errors += 1
-        self.log(f"internal error, refused: {message}")
+        self.log(f"internal error, refused: {message}", "error")
         if self.strict:
             raise states.IllegalTransition(message)
 
-    def log(self, message: str) -> None:
-        self.fx.log(message)
+    def log(self, message: str, level: str = "info") -> None:
+        self.fx.log(message, level)
 
     def finish(self) -> None:
         if self.phase is Phase.DRAINING:

@@ -81,8 +81,8 @@ class OsEffects:
     def wall(self) -> float:
         return time.time()
 
-    def log(self, message: str) -> None:
-        self.sink.info(message)
+    def log(self, message: str, level: str = "info") -> None:
+        self.sink.line("supervisor", level, message)
 
     def exists(self, path: Path) -> bool:
         return path.exists()

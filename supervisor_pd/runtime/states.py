@@ -55,6 +55,15 @@ class RestartCause(StrEnum):
     TLS_RENEWAL = "tls-renewal"  # it had to load a renewed certificate (api/renewal.py)
 
 
+# The log level of a move into these (a move out of `stopping` was asked for: info).
+LEVELS: dict[StrEnum, str] = {
+    ProcState.UNHEALTHY: "warning",
+    ProcState.BACKOFF: "warning",
+    ProcState.FAILED: "error",
+    Phase.DEGRADED: "warning",
+    Phase.FAILED: "error",
+}
+
 # A process of the current run may exist.
 ALIVE = frozenset({ProcState.STARTING, ProcState.RUNNING, ProcState.UNHEALTHY, ProcState.STOPPING})
 # Answered its management endpoints in this run and was not told to stop.

@@ -46,6 +46,7 @@ class FakeEffects:
     applies_cpus: bool = False
     clock: float = 1000.0
     logs: list[str] = field(default_factory=list)
+    levels: list[str] = field(default_factory=list)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     probes: list[ProbeCall] = field(default_factory=list)
     spawn_errors: list[OSError] = field(default_factory=list)
@@ -60,8 +61,9 @@ class FakeEffects:
     def wall(self) -> float:
         return 1_700_000_000.0 + self.clock
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, level: str = "info") -> None:
         self.logs.append(message)
+        self.levels.append(level)
 
     def ports_in_use(self, ports: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(port for port in ports if port in self.busy_ports)

@@ -171,3 +171,18 @@ def test_a_restart_mindie_rules_require_is_a_dependency() -> None:
         stack.exit(name, code=-signal.SIGABRT)
         assert stack.child(name).restart_causes == {"dependency": 1}
         assert stack.child(name).last_exit == "stopped for a restart MindIE's rules required (killed by SIGABRT)"
+
+
+def test_failures_are_logged_as_warnings_and_giving_up_as_an_error() -> None:
+    stack = Stack(restart_budget=0)
+    stack.bring_up()
+    stack.post(Restart("server-2"))
+    stack.exit("server-2", code=-signal.SIGABRT)  # asked for: info
+    stack.exit("server-1")  # a crash with no budget left: the service gives up
+    levels = dict(zip(stack.fx.logs, stack.fx.levels, strict=True))
+    assert levels["service: ready -> degraded: not ready: server-2 (stopping), coordinator (not ready)"] == "warning"
+    restarted = [line for line in levels if line.startswith("server-2: stopping -> backoff")]
+    assert [levels[line] for line in restarted] == ["info"]
+    failed = [line for line in levels if line.startswith("server-1: running -> failed")]
+    assert [levels[line] for line in failed] == ["error"]
+    assert [levels[line] for line in levels if line.startswith("giving up: ")] == ["error"]
