@@ -97,6 +97,13 @@ class ProxyMetrics:
             registry=registry,
         )
 
+    def known_paths(self, paths: Iterable[str]) -> None:
+        """Show the cut-stream counters at 0 from the start: a series that appears only with its
+        first increment hides that increment from rate() and increase(). (Histograms are left to
+        appear with their first request: 15 lines each per path is not worth it.)"""
+        for path in paths:
+            self.cut.labels(path)
+
 
 class SupervisorCollector(Collector):
     """Process states, serving states, restarts and the service phase, read at scrape time."""

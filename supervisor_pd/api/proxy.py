@@ -96,10 +96,10 @@ class Proxy:
             await self._session.close()
 
     def add_routes(self, app: web.Application) -> None:
-        for path in PREDICT_PATHS:
+        paths = [*PREDICT_PATHS, *("/v2/models/{model}/" + suffix for suffix in TRITON_SUFFIXES)]
+        for path in paths:
             app.router.add_post(path, self.forward)
-        for suffix in TRITON_SUFFIXES:
-            app.router.add_post("/v2/models/{model}/" + suffix, self.forward)
+        self.metrics.known_paths(paths)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/v1/models/{model:.+}", self.model)
 
