@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -378,3 +379,74 @@ def test_the_pod_plans_on_its_simulated_host(platform: str, tmp_path: Path, monk
     assert plan.coordinator.predict_ip == pod_ip
     assert plan.coordinator.predict_port == container_port(objects, "predict")
     assert plan.supervisor.api_port == container_port(objects, "http")
+
+
+# --- the Prometheus operator's scrape objects ---------------------------------------------------
+
+MONITORS = {"PodMonitor": K8S / "podmonitor.yaml", "ServiceMonitor": K8S / "servicemonitor.yaml"}
+# monitoring.coreos.com/v1 fields (prometheus-operator pkg/apis/monitoring/v1/podmonitor_types.go
+# PodMonitorSpec, PodMetricsEndpoint; servicemonitor_types.go ServiceMonitorSpec, types.go
+# Endpoint): the ones these files may use. kubernetes-validate has no schema for the operator's
+# kinds, so the fields are checked here.
+MONITOR_SPEC = {"selector", "namespaceSelector", "jobLabel", "podTargetLabels", "targetLabels", "sampleLimit"}
+MONITOR_ENDPOINT = {"port", "path", "scheme", "interval", "scrapeTimeout", "honorLabels", "relabelings"}
+MONITOR_ENDPOINT |= {"metricRelabelings", "tlsConfig"}
+ENDPOINTS = {"PodMonitor": "podMetricsEndpoints", "ServiceMonitor": "endpoints"}
+DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def monitor(kind: str) -> dict[str, Any]:
+    with MONITORS[kind].open() as handle:
+        (document,) = [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+    return dict(document)
+
+
+def seconds(duration: str) -> int:
+    match = DURATION.fullmatch(duration)
+    assert match is not None and duration, f"{duration!r} is not a Prometheus duration this test reads (1h2m3s)"
+    hours, minutes, secs = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + secs
+
+
+@pytest.mark.parametrize("kind", MONITORS)
+def test_the_monitor_is_a_v1_object_with_known_fields(kind: str) -> None:
+    doc = monitor(kind)
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    assert doc["kind"] == kind
+    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}
+    assert "namespace" not in doc["metadata"], "applied in the namespace of the Deployment, as the manifests are"
+    assert set(doc["spec"]) <= MONITOR_SPEC | {ENDPOINTS[kind]}, sorted(set(doc["spec"]) - MONITOR_SPEC)
+    (endpoint,) = doc["spec"][ENDPOINTS[kind]]
+    assert set(endpoint) <= MONITOR_ENDPOINT, sorted(set(endpoint) - MONITOR_ENDPOINT)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("kind", MONITORS)
+def test_the_monitor_scrapes_supervisor_pds_metrics_in_the_pod(kind: str, platform: str) -> None:
+    objects = load(platform)
+    doc = monitor(kind)
+    selector = doc["spec"]["selector"]["matchLabels"]
+    (endpoint,) = doc["spec"][ENDPOINTS[kind]]
+    api_port = int(setting(objects, "api_port", "SUPERVISOR_PD_API_PORT"))
+    if kind == "PodMonitor":
+        labels = deployment(objects)["spec"]["template"]["metadata"]["labels"]
+        port = container_port(objects, endpoint["port"])
+    else:
+        svc = service(objects)
+        labels = svc["metadata"]["labels"]
+        (named,) = [p for p in svc["spec"]["ports"] if p["name"] == endpoint["port"]]
+        port = container_port(objects, named["targetPort"])
+    assert selector.items() <= labels.items(), f"{kind} selects {selector}, the {platform} objects carry {labels}"
+    assert port == api_port, f"{kind} scrapes port {endpoint['port']} ({port}), supervisor_pd listens on {api_port}"
+    annotations = deployment(objects)["spec"]["template"]["metadata"]["annotations"]
+    assert endpoint["path"] == annotations["prometheus.io/path"]
+    assert endpoint["path"] in served_get_paths()
+
+
+@pytest.mark.parametrize("kind", MONITORS)
+def test_the_scrape_timeout_outlasts_supervisor_pds_own_scrape_of_the_children(kind: str) -> None:
+    (endpoint,) = monitor(kind)["spec"][ENDPOINTS[kind]]
+    timeout = seconds(endpoint["scrapeTimeout"])
+    assert timeout <= seconds(endpoint["interval"]), "Prometheus refuses a timeout longer than the interval"
+    # The children are scraped in parallel, each within metrics_timeout; then supervisor_pd answers.
+    assert timeout >= 2 * float(Settings.model_fields["metrics_timeout"].default)
