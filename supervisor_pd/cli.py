@@ -18,6 +18,8 @@ from supervisor_pd import __version__, client
 if TYPE_CHECKING:
     from supervisor_pd.settings import Settings
 
+SHELLS = ("bash", "zsh", "tcsh")
+
 # The operator commands (`probe` above all) stay on the standard library: settings, pydantic and
 # the runtime are imported only by the commands that need them.
 
@@ -109,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("settings", help="show the effective settings, or their reference")
     show.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
     client.add_commands(commands)
+    completion = commands.add_parser(
+        "completion",
+        help="print the shell completion script (bash, zsh or tcsh)",
+        description="Print a completion script for every command and flag, made by shtab from this parser: "
+        'bash: `eval "$(supervisor-pd completion bash)"`, or save it under /etc/bash_completion.d/; zsh: save it '
+        'as _supervisor-pd in a folder of $fpath; tcsh: `eval "`supervisor-pd completion tcsh`"`.',
+    )
+    completion.add_argument("shell", choices=SHELLS)
     return parser
 
 
@@ -203,6 +213,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab  # here only: no other command pays for it
+
+    sys.stdout.write(shtab.complete(_parser(), args.shell))
+    return 0
+
+
 # What a shell reports for a program ended by SIGPIPE (128 + 13), as `yes | head -1` shows.
 CLOSED_PIPE = 141
 
@@ -237,7 +254,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return client.run(args)
     from supervisor_pd.errors import SupervisorPdError
 
-    handlers = {"plan": cmd_plan, "doctor": cmd_doctor, "run": cmd_run, "export": cmd_export, "settings": cmd_settings}
+    handlers = {
+        "plan": cmd_plan,
+        "doctor": cmd_doctor,
+        "run": cmd_run,
+        "export": cmd_export,
+        "settings": cmd_settings,
+        "completion": cmd_completion,
+    }
     try:
         return int(handlers[args.command](args))
     except SupervisorPdError as exc:

@@ -17,9 +17,15 @@ impossible. The sources (MindIE-Motor, mindie_motor/src/), also in docs/running.
   request_repeater/exception_handler/DExceptionHandler.cpp:50-85,
   controller_listener/ControllerListener.cpp:367-380). In single-container mode every instance has
   virtual id 1 (controller/node_scheduler/rank_table_loader/RankTableLoader.cpp:290-345 sets none,
-  controller/cluster_status/NodeStatus.h:89 defaults it), so restarting any decode Server takes the
-  whole service down until supervisor_pd restarts the Coordinator (runtime/mindie.py). A roll of
-  decode Servers is refused unless the operator accepts that outage (`allow_outage`).
+  controller/cluster_status/NodeStatus.h:89 defaults it). Only an instance the Controller already
+  dropped from its refresh escapes that (DExceptionHandler.cpp:27-33: its address is gone), and a
+  Server on SIGTERM turns unhealthy and waits 5 s before it kills its group (MindIE-LLM
+  src/server/daemon/llm_daemon.cpp:193-210), but its main thread may stop the endpoint at once
+  (llm_daemon.cpp:326-337), cutting the link before the Controller's next status round
+  (ServerRequestHandler.cpp:501-509) drops it. So a decode Server's restart may take the whole
+  service down until supervisor_pd restarts the Coordinator (runtime/mindie.py): a roll of decode
+  Servers is refused unless the operator accepts that (`allow_outage`). The simulator keeps its
+  endpoint through the 5 s and shows no outage: it is the optimistic case.
 """
 
 from __future__ import annotations
@@ -104,10 +110,11 @@ def rolling_refusal(
             )
     if any(s.role == "decode" for s in targets):
         return [], (
-            "restarting a decode Server takes the whole service down: MindIE's Coordinator loses its /dresult link "
-            "and quarantines every instance for 2 minutes (DExceptionHandler.cpp:50-85; all share virtual id 1 in "
-            "single-container mode), until supervisor_pd restarts the Coordinator; roll the prefill Servers alone "
-            "(--role prefill) or accept an outage per decode Server (--allow-outage)"
+            "restarting a decode Server can take the whole service down: when MindIE's Coordinator loses its "
+            "/dresult link before the Controller drops the Server, it quarantines every instance for 2 minutes "
+            "(DExceptionHandler.cpp:50-85; all share virtual id 1 in single-container mode) until supervisor_pd "
+            "restarts the Coordinator; roll the prefill Servers alone (--role prefill) or accept that outage "
+            "(--allow-outage)"
         )
     return order, None
 

@@ -267,8 +267,8 @@ def facts(prefill: int = 2, decode: int = 2, ready: bool = True) -> list[ServerF
         (Phase.DEGRADED, True, True, "prefill", False, "degraded, not ready"),
         (Phase.DRAINING, True, True, "prefill", False, "the service is draining"),
         (Phase.READY, True, False, "prefill", True, "the Controller is not running"),
-        (Phase.READY, True, True, None, False, "restarting a decode Server takes the whole service down"),
-        (Phase.READY, True, True, "decode", False, "restarting a decode Server takes the whole service down"),
+        (Phase.READY, True, True, None, False, "restarting a decode Server can take the whole service down"),
+        (Phase.READY, True, True, "decode", False, "restarting a decode Server can take the whole service down"),
     ],
 )
 def test_a_roll_is_refused_with_its_reason(
