@@ -145,8 +145,8 @@ class Api:
             with self._connect() as sock:
                 sock.sendall(self._request(method, path))
                 return _read_reply(sock)
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise Unreachable(self._nobody()) from None
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise Unreachable(self._nobody(exc)) from None
         except TimeoutError:
             raise ClientError(f"no answer from the supervisor at {self.where} within {self.timeout:g} s") from None
         except OSError as exc:
@@ -154,13 +154,13 @@ class Api:
         except ValueError:
             raise ClientError(f"the reply from {self.where} is not valid HTTP") from None
 
-    def _nobody(self) -> str:
-        if self.address is None:
+    def _nobody(self, exc: OSError) -> str:
+        if isinstance(exc, FileNotFoundError):
             return (
                 f"no supervisor socket at {self.where}: is `supervisor-pd run` running with the same "
                 "SUPERVISOR_PD_STATE_DIR (or SUPERVISOR_PD_API_SOCKET)?"
             )
-        return f"nothing listens at {self.where}: is `supervisor-pd run` running?"
+        return f"cannot reach the supervisor at {self.where}: {exc.strerror or exc}"
 
     def json(self, method: str, path: str) -> tuple[int, Any]:
         status, body = self.call(method, path)
@@ -174,8 +174,8 @@ class Api:
         any other. The request has `timeout`; the stream then waits as long as it must."""
         try:
             sock = self._connect()
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise Unreachable(self._nobody()) from None
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise Unreachable(self._nobody(exc)) from None
         except OSError as exc:
             raise ClientError(f"cannot reach the supervisor at {self.where}: {exc.strerror or exc}") from None
         try:
