@@ -424,7 +424,11 @@ def metrics_with_16_servers(tmp: Path, split: bool) -> list[str]:
                 assert code == 200
                 size = len(data)
                 samples = sum(1 for line in data.splitlines() if line and not line.startswith(b"#"))
-            up = sum(1 for line in data.decode().splitlines() if line.startswith("up{") and line.endswith(" 1"))
+            up = sum(
+                1
+                for line in data.decode().splitlines()
+                if line.startswith("supervisor_pd_child_scrape_up{") and line.endswith(" 1")
+            )
             if cache == "0":
                 floor = children_directly(run)
         label = (
@@ -434,7 +438,7 @@ def metrics_with_16_servers(tmp: Path, split: bool) -> list[str]:
         )
         rows.append(
             f"| {label} | {len(times)} | {pct(times, 0.5):.1f} ms | {pct(times, 0.99):.1f} ms | "
-            f"{max(times):.1f} ms | {size / 1024:.0f} KiB, {samples} samples, up=1 for {up} |"
+            f"{max(times):.1f} ms | {size / 1024:.0f} KiB, {samples} samples, child_scrape_up=1 for {up} |"
         )
     rows.append(
         f"| the same 17 children scraped directly, in parallel, nothing merged (the floor) | {len(floor)} | "
@@ -454,7 +458,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per load run")
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx rows")
-    parser.add_argument("--print-only", choices=["metrics", "probes"], help="run one part, print it, write nothing")
+    parser.add_argument(
+        "--print-only", choices=["metrics", "probes", "ceiling"], help="run one part, print it, write nothing"
+    )
     args = parser.parse_args()
     use_nginx = not args.no_nginx and shutil.which("nginx") is not None
     if not args.no_nginx and not use_nginx:
@@ -465,6 +471,9 @@ def main() -> None:
         return
     if args.print_only == "probes":
         print("\n".join(probes_under_streams(tmp, args.seconds, split=True)))
+        return
+    if args.print_only == "ceiling":
+        print("\n".join(proxy_ceiling(args.seconds, use_nginx)))
         return
     try:
         sections = [

@@ -85,3 +85,22 @@ def test_the_reader_follows_the_content_type() -> None:
     assert isinstance(token_events("text/plain"), NulMessages)
     assert token_events("application/json") is None
     assert token_events("") is None
+
+
+def test_one_event_per_read_and_many_per_read_agree() -> None:
+    """The one-event read takes a short cut (api/sse.py); it must judge events as the long way does."""
+    events = [
+        TOKEN,
+        DONE,
+        b"data:[DONE]\n\n",
+        b'data: {"error":"x"}\n\n',
+        b'data:{"error":"x"}\n\n',
+        b"data:x\n\n",
+        b"data: \n\n",
+        b": c\n\n",
+        b"event: e\n\n",
+    ]
+    one_by_one = counts(events)
+    assert one_by_one == [1, 0, 0, 0, 0, 1, 1, 0, 0]
+    assert counts([b"".join(events)]) == [sum(one_by_one)]
+    assert counts([b"\n" + event for event in events])[1:] == one_by_one[1:]
