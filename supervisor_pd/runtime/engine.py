@@ -110,6 +110,7 @@ class Engine:
         now = self.fx.now()
         if self.guardian.due(now):
             self.guardian.start()
+        self.operator.tick(now)  # before the drain's early return: a roll under way ends with it
         if self.drainer is not None:
             self.drainer.advance(now)
             return
@@ -117,7 +118,6 @@ class Engine:
         if self.phase in STOPPING_PHASES:
             return
         self._rules_due = self.rules.tick(self, now)
-        self.operator.tick(now)
         self.reconcile(now)
         self.health.schedule(now)
         self.health.judge()

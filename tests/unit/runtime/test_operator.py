@@ -295,3 +295,14 @@ def test_what_a_roll_takes_and_in_which_order() -> None:
     assert rolling_refusal(Phase.READY, True, facts(), True, None, True, active=True)[1] == (
         "a rolling restart is under way"
     )
+
+
+def test_a_roll_under_way_ends_when_the_service_drains() -> None:
+    stack = Stack()
+    stack.bring_up()
+    roll(stack, role="prefill")
+    stack.drain()
+    view = snapshot(stack.engine, 0.0).rolling
+    assert view is not None and view.state == "failed" and view.reason == "the service is draining"
+    stack.run_for(30)
+    assert not any("rolling restart (2 of 2)" in line for line in stack.fx.logs)  # nothing more is restarted
