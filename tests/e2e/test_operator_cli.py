@@ -196,7 +196,7 @@ def test_a_roll_restarts_every_server_one_at_a_time_and_the_service_keeps_answer
     assert steps == SERVERS
     for earlier, later in itertools.pairwise(SERVERS):
         back = lines.index(next(line for line in lines if line.startswith(f"rolling restart: {earlier} is back")))
-        stopping = lines.index(next(line for line in lines if line.startswith(f"{later}: running -> stopping")))
+        stopping = lines.index(next(line for line in lines if re.match(rf"{later}: \w+ -> stopping: rolling", line)))
         assert back < stopping
     # Never two Servers down at once: the transitions in order, and the status samples.
     state = dict.fromkeys(SERVERS, "running")
