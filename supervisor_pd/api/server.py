@@ -301,7 +301,7 @@ class ApiServer:
             return json_response({"error": f"tail must be between 1 and {MAX_TAIL}"}, 400)
         if after is not None and after < 0:
             return json_response({"error": "after must be 0 or more"}, 400)
-        if request.query.get("follow", "0") not in ("0", ""):
+        if request.query.get("follow", "0").lower() not in ("0", "false", "no"):  # `?follow` alone follows
             return await follow(request, self.supervisor.sink, name, tail)
         lines, next_seq = self.supervisor.sink.tail_since(name, tail, after)
         return json_response({"name": name, "lines": lines, "next": next_seq})

@@ -140,6 +140,22 @@ def test_a_roll_with_decode_servers_is_refused_and_says_why(run: SupervisorRun) 
     assert "rolling restart refused: restarting a decode Server can take the whole service down" in line
     assert "--role prefill" in line and "--allow-outage" in line
     assert run.cli("restart", "--rolling").returncode == 2  # --servers and --rolling go together
+    for query, words in (("role=flex", "role must be one of prefill, decode"), ("allow-outage=maybe", "allow-outage")):
+        code, body = control(run, "POST", f"/v1/servers/rolling-restart?{query}")
+        assert code == 400 and words in body["error"], body
+    code, body = control(run, "GET", "/v1/servers/rolling-restart")
+    assert code == 200 and body == {"state": "none"}  # nothing was rolled yet
+
+
+def control(run: SupervisorRun, method: str, path: str) -> tuple[int, Any]:
+    """A request on the control socket (no token there), as `curl --unix-socket` sends it."""
+    with unixsock.connect(run.state / "api.sock", 5.0) as sock:
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)
 
 
 @dataclass
