@@ -315,6 +315,20 @@ def lines_of(stream: IO[str]) -> queue.Queue[str]:
     return lines
 
 
+def test_the_new_control_routes_need_the_token_on_tcp(run: SupervisorRun) -> None:
+    """After the logs test: its first refusal of each kind must be the one logged."""
+    for method, path in (
+        ("POST", "/v1/processes/server-1/stop"),
+        ("POST", "/v1/processes/server-1/start"),
+        ("POST", "/v1/servers/rolling-restart"),
+        ("GET", "/v1/servers/rolling-restart"),
+        ("GET", "/v1/processes/server-1/logs?follow=1"),
+    ):
+        code, body = run.api(method, path)
+        assert code == 403 and "SUPERVISOR_PD_API_TOKEN" in json.loads(body)["error"], (path, body)
+    assert process(run, "server-1")["state"] == "running"
+
+
 # --- completion ------------------------------------------------------------------------------
 
 
