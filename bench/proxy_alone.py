@@ -20,13 +20,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from supervisor_pd.api.metrics import ProxyMetrics
 from supervisor_pd.api.proxy import Proxy
 from supervisor_pd.api.server import errors
+from supervisor_pd.plan.model import TlsLink, TlsPlan
 from supervisor_pd.settings import load_settings
 
 
 def main() -> None:
     upstream, port = int(sys.argv[1]), int(sys.argv[2])
     plan = SimpleNamespace(
-        coordinator=SimpleNamespace(predict_ip="127.0.0.1", predict_port=upstream), model_name="m", max_seq_len=2048
+        coordinator=SimpleNamespace(predict_ip="127.0.0.1", predict_port=upstream),
+        model_name="m",
+        max_seq_len=2048,
+        tls=TlsPlan(
+            mode="off",
+            mode_source="bench",
+            links=(TlsLink(key="coordinator_predict", link="", encrypted=False, switches=()),),
+        ),
     )
     proxy = Proxy(plan, load_settings(), ProxyMetrics(CollectorRegistry()))  # type: ignore[arg-type]
     app = web.Application(middlewares=[errors], client_max_size=1 << 20)
