@@ -25,7 +25,7 @@ from supervisor_pd.api.requests import shown
 from supervisor_pd.runtime.events import RollingRestart, Start, Stop
 from supervisor_pd.runtime.operator import start_refusal, stop_refusal
 from supervisor_pd.runtime.rolling import ROLES, RollingView, ServerFact, rolling_refusal
-from supervisor_pd.runtime.snapshot import Snapshot
+from supervisor_pd.runtime.snapshot import ProcessView, Snapshot
 from supervisor_pd.runtime.spec import Kind
 from supervisor_pd.runtime.states import UP
 
@@ -68,7 +68,7 @@ class OperatorRoutes:
         app.router.add_post(ROLLING, self.roll)
         app.router.add_get(ROLLING, self.rolling)
 
-    def _named(self, request: web.Request) -> tuple[Snapshot, Any] | web.Response:
+    def _named(self, request: web.Request) -> tuple[Snapshot, ProcessView] | web.Response:
         denied = self.server._denied(request)
         if denied is not None:
             return denied
