@@ -113,7 +113,6 @@ def add_commands(commands: Any) -> None:
     logs.add_argument("name", help="process name, as `supervisor-pd status` shows it (or `supervisor`)")
     logs.add_argument("-n", "--lines", type=_lines, default=100, help="how many recent lines (1-1000, default 100)")
     logs.add_argument("-f", "--follow", action="store_true", help="then each new line as it is written")
-    logs.add_argument("--interval", type=_positive, help=argparse.SUPPRESS)  # of the old polling follow: unused
 
     restart = commands.add_parser(
         "restart",

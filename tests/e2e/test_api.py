@@ -334,7 +334,7 @@ def test_logs_of_a_process(run: SupervisorRun) -> None:
 
 def test_logs_follow_prints_new_lines(run: SupervisorRun) -> None:
     follower = subprocess.Popen(
-        [sys.executable, "-m", "supervisor_pd", "logs", "supervisor", "-n", "1", "-f", "--interval", "0.1"],
+        [sys.executable, "-m", "supervisor_pd", "logs", "supervisor", "-n", "1", "-f"],
         env=run.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
