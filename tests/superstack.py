@@ -74,7 +74,11 @@ class SupervisorRun:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def supervisor_lines(self) -> list[str]:
-        return [line[len("supervisor | ") :] for line in self.log().splitlines() if line.startswith("supervisor | ")]
+        """The supervisor's own messages, without the `warning: `/`error: ` a text line puts before them."""
+        messages = [
+            line[len("supervisor | ") :] for line in self.log().splitlines() if line.startswith("supervisor | ")
+        ]
+        return [re.sub(r"^(warning|error): ", "", message) for message in messages]
 
     def wait_log(self, pattern: str, timeout: float = 30.0, count: int = 1) -> None:
         regex = re.compile(pattern)
