@@ -59,6 +59,9 @@ class Progress:
         self.engine = engine
         self.interval = engine.settings.progress_seconds
         self.next_line: dict[str, float] = {}
+        # A process not started yet has been pending, and down, since the engine began: not since 1970.
+        for child in engine.children.values():
+            child.since = child.serving_since = engine.fx.wall()
 
     def update(self) -> None:
         engine = self.engine

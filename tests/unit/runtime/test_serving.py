@@ -186,3 +186,12 @@ def test_failures_are_logged_as_warnings_and_giving_up_as_an_error() -> None:
     failed = [line for line in levels if line.startswith("server-1: running -> failed")]
     assert [levels[line] for line in failed] == ["error"]
     assert [levels[line] for line in levels if line.startswith("giving up: ")] == ["error"]
+
+
+def test_a_process_not_started_yet_is_dated_from_the_engine_start() -> None:
+    stack = Stack()
+    started = stack.fx.wall()
+    stack.tick()  # the Servers start; the Controller waits for them
+    controller = snapshot(stack.engine, stack.fx.clock).process("controller")
+    assert controller is not None and controller.state is ProcState.PENDING
+    assert controller.since == started and controller.serving_since == started
