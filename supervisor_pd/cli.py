@@ -108,6 +108,35 @@ def _parser() -> argparse.ArgumentParser:
         api_port_help="supervisor_pd's HTTP port, kept free by the plan",
     )
 
+    from supervisor_pd.settings import SimProfile
+
+    kubernetes = formats.add_parser(
+        "kubernetes",
+        help="the ConfigMap, Deployment and Service of one pod per Atlas 800I (see docs/kubernetes.md)",
+        description="Plan the pod as `run` would on its node (with --simulate: on that simulated machine), "
+        "then write the Kubernetes manifests: NPU count, ports, probes and grace period from that plan and the "
+        "settings, the MindIE configs in the ConfigMap. configs/k8s/ holds this command's output.",
+    )
+    kubernetes.add_argument(
+        "--output", dest="destination", type=Path, metavar="FILE", help="the YAML file to write (default: stdout)"
+    )
+    kubernetes.add_argument("--conf-dir", type=Path, help="folder with the MindIE configs to put in the ConfigMap")
+    kubernetes.add_argument(
+        "--simulate",
+        choices=[profile.value for profile in SimProfile],
+        help="plan for this simulated machine instead of this host",
+    )
+    kubernetes.add_argument("--api-port", metavar="PORT", help="supervisor_pd's HTTP port in the pod")
+    kubernetes.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="several pods: one per node (required anti-affinity), rolling update one pod at a time, a ClusterIP "
+        "Service (docs/scale-out.md)",
+    )
+    kubernetes.add_argument(
+        "--replicas", metavar="N", help="pods of the Deployment (default: 1; 2 with --scale-out, which N > 1 needs)"
+    )
+
     show = commands.add_parser("settings", help="show the effective settings, or their reference")
     show.add_argument("--markdown", action="store_true", help="print the settings reference as Markdown")
     client.add_commands(commands)
@@ -186,11 +215,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from supervisor_pd.export.command import export_supervisord, output_dir_flag
+    from supervisor_pd.export.command import export_kubernetes, export_supervisord, output_dir_flag
 
-    with output_dir_flag():
-        settings = _settings(args)
-    exported = export_supervisord(settings, args.destination)
+    if args.format == "kubernetes":
+        exported = export_kubernetes(_settings(args), args.destination, args.replicas, args.scale_out)
+    else:
+        with output_dir_flag():
+            settings = _settings(args)
+        exported = export_supervisord(settings, args.destination)
     for warning in exported.warnings:
         sys.stderr.write(f"supervisor-pd: warning: {warning}\n")
     if args.destination is None:

@@ -29,7 +29,7 @@ from supervisor_pd.errors import InputError
 from supervisor_pd.materialize import MARKER, check_output, materialize
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.plan.planner import make_plan
-from supervisor_pd.plan.ports import BindChecker
+from supervisor_pd.plan.ports import BindChecker, PortChecker
 from supervisor_pd.plan.public_vars import PublicVariables
 from supervisor_pd.plan.tls import may_generate
 from supervisor_pd.platform.discover import discover
@@ -75,10 +75,14 @@ def check_commands(specs: tuple[ProcessSpec, ...] | list[ProcessSpec]) -> None:
             raise InputError(setting, f"`{spec.argv[0]}` (for {spec.name}) was not found on PATH")
 
 
-def prepare(settings: Settings, command: str, lock: bool, gate: bool = False) -> Prepared:
+def prepare(
+    settings: Settings, command: str, lock: bool, gate: bool = False, checker: PortChecker | None = None
+) -> Prepared:
     """Everything up to the files: checked, discovered, planned, examined. `lock`: take the state
     folder (for a command that writes into it); it is held until the returned value is released.
-    `gate`: a failed preflight check is refused here, before anything is written."""
+    `gate`: a failed preflight check is refused here, before anything is written. `checker`: whether
+    a port is free (default: bound here to see); a plan for another network namespace, such as a
+    Kubernetes pod's, passes its own."""
     inputs = load_inputs(settings)
     output = check_output(settings.output.absolute(), inputs.conf_dir)
     taken = StateLock.acquire(settings.state_dir, command) if lock else None
@@ -94,7 +98,7 @@ def prepare(settings: Settings, command: str, lock: bool, gate: bool = False) ->
         facts = discover(settings, environ)
         tls_inputs = load_tls_inputs(settings, inputs, environ)
         variables = PublicVariables.from_environ(environ, settings)
-        plan = make_plan(facts, inputs, settings, BindChecker(), tls_inputs, variables)
+        plan = make_plan(facts, inputs, settings, checker or BindChecker(), tls_inputs, variables)
         # MindIE's boot.sh preloads jemalloc for everything it starts (boot.sh:28-37).
         jemalloc = find_jemalloc(HostFS(settings.host_root))
         preload = with_preload(environ.get("LD_PRELOAD"), jemalloc)

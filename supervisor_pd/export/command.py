@@ -20,6 +20,7 @@ from supervisor_pd.errors import InputError
 from supervisor_pd.export.supervisord import Dropped, Tools, render
 from supervisor_pd.materialize import DIR_MODE, fsync_dir, make_parents, write_file
 from supervisor_pd.pipeline import Prepared, applies_cpus, prepare, write
+from supervisor_pd.plan.ports import PortProblem
 from supervisor_pd.platform.facts import Level
 from supervisor_pd.settings import Settings, env_name
 
@@ -53,6 +54,35 @@ def export_supervisord(settings: Settings, destination: Path | None) -> Exported
         return _export(prepared, destination)
     finally:
         prepared.release()
+
+
+def export_kubernetes(settings: Settings, destination: Path | None, replicas: str | None, scale_out: bool) -> Exported:
+    """Plan the pod as `run` would in it (nothing written but the simulated host), then write (or,
+    without a destination, return) the manifests."""
+    from supervisor_pd.export.kubernetes import manifests, pod_facts, replicas_value
+
+    count = replicas_value(replicas, scale_out)
+    target = _check_destination(destination.absolute(), None) if destination is not None else None
+    # The pod has a network namespace of its own: a port taken on this machine is free there.
+    prepared = prepare(settings, "export", lock=False, checker=_PodPorts())
+    text = manifests(pod_facts(prepared, count, scale_out))
+    if target is not None:
+        staged = _stage(target, text.encode())
+        try:
+            _commit(staged, target)
+        finally:
+            staged.unlink(missing_ok=True)
+    warnings = [
+        f"{notice.subject}: {notice.message}" for notice in prepared.plan.notices if notice.level is Level.WARNING
+    ]
+    return Exported(text, tuple(warnings))
+
+
+class _PodPorts:
+    """Every port free, as in a new pod."""
+
+    def problem(self, ip: str, port: int) -> PortProblem | None:
+        return None
 
 
 def _export(prepared: Prepared, destination: Path | None) -> Exported:
@@ -111,10 +141,10 @@ def _tool(name: str, package: str) -> str:
     return str(Path(found).absolute())
 
 
-def _check_destination(target: Path, output: Path) -> Path:
+def _check_destination(target: Path, output: Path | None) -> Path:
     if target.is_dir():
         raise InputError(DESTINATION, f"{show_path(target)} is a folder; give the path of the file to write")
-    if target.parent.resolve().is_relative_to(output.resolve()):
+    if output is not None and target.parent.resolve().is_relative_to(output.resolve()):
         raise InputError(
             DESTINATION,
             f"{show_path(target)} is inside the generated config folder {show_path(output)}, which every "
