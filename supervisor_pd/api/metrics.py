@@ -31,7 +31,9 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from supervisor_pd import __version__
+from supervisor_pd.api import podgauges
 from supervisor_pd.api.childmetrics import Scraped, Target, merge, targets
+from supervisor_pd.api.health import readiness
 from supervisor_pd.api.npumetrics import NpuCollector
 from supervisor_pd.runtime.events import Probe
 from supervisor_pd.runtime.snapshot import Snapshot
@@ -50,6 +52,23 @@ TOKEN_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3
 PROCESS = ["process", "component"]
 
 
+class Tally:
+    """A gauge the proxy moves by one, whose value the pod's gauges read at every scrape
+    (prometheus_client keeps a gauge's value private)."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+        self.gauge.inc()
+
+    def dec(self) -> None:
+        self.value -= 1
+        self.gauge.dec()
+
+
 class ProxyMetrics:
     """Measured at the proxy: what an autoscaler or an inference gateway needs."""
 
@@ -60,8 +79,8 @@ class ProxyMetrics:
             ["path", "code"],
             registry=registry,
         )
-        self.in_flight = Gauge(
-            "supervisor_pd_requests_in_flight", "Inference requests being proxied now.", registry=registry
+        self.in_flight = Tally(
+            Gauge("supervisor_pd_requests_in_flight", "Inference requests being proxied now.", registry=registry)
         )
         self.streams = Gauge(
             "supervisor_pd_streams_in_flight", "Streaming replies being relayed now.", registry=registry
@@ -216,29 +235,43 @@ class MetricsEndpoint:
         if self._session is not None:
             await self._session.close()
 
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=0, keepalive_timeout=30, ssl=client_context(self.plan.tls) or True
+                ),
+                timeout=self.timeout,
+            )
+        return self._session
+
     async def render(self) -> bytes:
-        """Our own metrics, always current, then the children's, reused for cache_seconds so a
-        burst of scrapes costs the children one."""
+        """Our own metrics and the pod's gauges, always current, then the children's, reused for
+        cache_seconds so a burst of scrapes costs the children one."""
         async with self._lock:
+            session = self._client()
+            view = self.view()
+            pod = asyncio.ensure_future(self.pod_gauges(session, view))
             now = time.monotonic()
-            if self._cache is not None and now - self._cache[0] < self.cache_seconds:
-                return generate_latest(self.registry) + self._cache[1]
-            if self._session is None:
-                self._session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(
-                        limit=0, keepalive_timeout=30, ssl=client_context(self.plan.tls) or True
-                    ),
-                    timeout=self.timeout,
-                )
-            found = targets(self.plan, self.view())
+            cached = self._cache is not None and now - self._cache[0] < self.cache_seconds
+            found = [] if cached else targets(self.plan, view)
             scrapes = [asyncio.ensure_future(self._scrape(target)) for target in found]
-            # Let the requests go out, then render our own metrics while the children answer.
+            # Let the requests go out, then render our own metrics while the Servers answer.
             for _ in range(3):
                 await asyncio.sleep(0)
             ours = generate_latest(self.registry)
+            pod_text = await pod
+            if self._cache is not None and cached:
+                return ours + pod_text + self._cache[1]
             children = merge(found, list(await asyncio.gather(*scrapes))).encode()
             self._cache = (time.monotonic(), children)
-            return ours + children
+            return ours + pod_text + children
+
+    async def pod_gauges(self, session: aiohttp.ClientSession, view: Snapshot) -> bytes:
+        """supervisor_pd_pod_*: every Server's /v1/status read now (api/podgauges.py)."""
+        loads = await podgauges.read_loads(session, podgauges.status_targets(self.plan, view))
+        ready = all(check.ok for check in readiness(view))
+        return podgauges.render(podgauges.gauges(loads, self.proxy.in_flight.value, ready))
 
     async def _scrape(self, target: Target) -> Scraped:
         assert self._session is not None

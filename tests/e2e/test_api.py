@@ -6,6 +6,7 @@ their own (tests/e2e/test_api_lifecycle.py).
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import shlex
@@ -22,7 +23,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.simstack import wait_until
+from tests.simstack import http, wait_until
 from tests.superstack import SupervisorRun, running
 
 TOKEN = "s3cret-token-for-tests"
@@ -401,6 +402,50 @@ def test_metrics_merge_ours_and_every_child(run: SupervisorRun, client: openai.O
     assert sum(s.value for s in ttft) >= 1
     ok = [s for s in families["supervisor_pd_requests"] if s.labels.get("code") == "200"]
     assert sum(s.value for s in ok) >= 1
+
+
+POD_GAUGES = ("supervisor_pd_pod_requests_waiting", "supervisor_pd_pod_requests_running")
+POD_KV = "supervisor_pd_pod_kv_cache_usage_ratio"
+
+
+def pod_scrape(run: SupervisorRun) -> tuple[tuple[float, float, float], bytes]:
+    """The pod's gauges (waiting, running, KV cache) and the children's part of the same scrape,
+    which is cached for 2 s here: the same bytes twice is the cache answering."""
+    code, data = run.api("GET", "/metrics")
+    assert code == 200
+    text = data.decode()
+    values = {}
+    for name in (*POD_GAUGES, POD_KV):
+        (line,) = [line for line in text.splitlines() if line.startswith(name + " ")]
+        values[name] = float(line.split()[1])
+    return (values[POD_GAUGES[0]], values[POD_GAUGES[1]], values[POD_KV]), data[data.index(b"# HELP num_requests") :]
+
+
+def test_the_pod_gauges_follow_load_and_are_read_fresh_under_the_childrens_cache(run: SupervisorRun) -> None:
+    streams = 6
+    body = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 1000, "stream": True}
+    url = f"http://127.0.0.1:{run.ports.api}/v1/chat/completions"
+    idle = wait_until(lambda: (s := pod_scrape(run))[0] == (0, 0, 0) and s, 10, what="an idle pod")
+    seen = [idle]
+    replies: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: replies.append(http("POST", url, body, timeout=60, headers=JSON)[0]))
+        for _ in range(streams)
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        seen.append(pod_scrape(run))
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join()
+    seen.append(wait_until(lambda: (s := pod_scrape(run))[0] == (0, 0, 0) and s, 10, what="the pod idle again"))
+    assert replies == [200] * streams
+    # Every stream runs on a decode Server once its first token is out: six at once, using cache.
+    assert any(running == streams and kv > 0 for (_, running, kv), _ in seen)
+    assert all(kv < 1 for (_, _, kv), _ in seen)
+    # The gauges moved between two scrapes that got the same cached children's part.
+    assert any(a[1] == b[1] and a[0] != b[0] for a, b in itertools.pairwise(seen))
 
 
 # --- control and auth ------------------------------------------------------------------------------

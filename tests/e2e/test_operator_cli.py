@@ -46,6 +46,14 @@ def one_line(text: str) -> str:
     return lines[0]
 
 
+def pod_gauge(run: SupervisorRun, name: str) -> float:
+    """One of the pod's gauges (supervisor_pd_pod_*), as /metrics serves it now."""
+    code, data = run.api("GET", "/metrics")
+    assert code == 200
+    (line,) = [line for line in data.decode().splitlines() if line.startswith(f"supervisor_pd_pod_{name} ")]
+    return float(line.split()[1])
+
+
 def process(run: SupervisorRun, name: str) -> dict[str, Any]:
     found = run.process_status(name)
     assert found, f"no status for {name}"
@@ -108,6 +116,8 @@ def test_a_stopped_server_stays_stopped_and_the_service_not_ready_until_it_is_st
     stopped = process(run, "server-2")
     assert stopped["state"] == "stopped" and stopped["pid"] is None and not stopped["ready"]
     assert run.api("GET", "/readyz")[0] == 503
+    # The pod's gauges say "go elsewhere" to an endpoint picker that has not dropped it yet.
+    assert pod_gauge(run, "kv_cache_usage_ratio") == 1 and pod_gauge(run, "requests_waiting") >= 6
     # Not ready while it is stopped, for as long as one looks (a wait that times out: 1.5 s of
     # health rounds every 0.2 s), and nothing restarts it meanwhile.
     waited = run.cli("wait", "--for", "ready", "--timeout", "1.5")
@@ -128,6 +138,7 @@ def test_a_stopped_server_stays_stopped_and_the_service_not_ready_until_it_is_st
     back = process(run, "server-2")
     assert back["pid"] not in (None, before["pid"]) and back["serving"]["state"] == "role-ready"
     assert run.cli("wait", "--for", "ready", "--timeout", "30").returncode == 0
+    assert pod_gauge(run, "kv_cache_usage_ratio") < 1 and pod_gauge(run, "requests_waiting") == 0
 
 
 # --- the rolling restart ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from supervisor_pd.api import podgauges
 from supervisor_pd.api.childmetrics import Scraped, Target, merge
 from supervisor_pd.api.metrics import MetricsEndpoint
 from supervisor_pd.runtime.events import Probe
@@ -114,7 +115,8 @@ def exposition() -> str:
         Target({"component": "coordinator", "process": "coordinator", "role": ""}, "http://coordinator"),
     ]
     children = merge(found, [Scraped(server, 0.01), Scraped(None, 1.0), Scraped(server, 0.02)])
-    return generate_latest(endpoint.registry).decode() + children
+    pod = podgauges.render(podgauges.PodGauges(2, 5, 0.25)).decode()
+    return generate_latest(endpoint.registry).decode() + pod + children
 
 
 def test_the_exposition_follows_the_naming_rules() -> None:
@@ -127,6 +129,7 @@ def test_the_exposition_follows_the_naming_rules() -> None:
         "supervisor_pd_process_serving_state",
         "supervisor_pd_build_info",
         "supervisor_pd_child_scrape_up",
+        "supervisor_pd_pod_kv_cache_usage_ratio",
         "process_cpu_seconds_total",
         "python_info",
         "request_received_total",
