@@ -232,11 +232,12 @@ def quoted(text: str) -> str:
 
 
 def _printable(ch: str) -> bool:
-    """YAML's c-printable, less the line breaks, the BOM and the C1 block: written as they are."""
+    """YAML's c-printable, less the line breaks (YAML 1.1 counts U+2028 and U+2029 too), the BOM and
+    the C1 block: written as they are."""
     code = ord(ch)
     return (
         0x20 <= code <= 0x7E
-        or 0xA0 <= code <= 0xD7FF
+        or (0xA0 <= code <= 0xD7FF and code not in (0x2028, 0x2029))
         or (0xE000 <= code <= 0xFFFD and code != 0xFEFF)
         or 0x10000 <= code <= 0x10FFFF
     )

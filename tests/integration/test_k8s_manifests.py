@@ -1,8 +1,11 @@
 """configs/k8s: the Kubernetes manifests agree with the schema, with supervisor_pd and with the sample configs.
 
-Offline: `kubernetes-validate` checks the objects against the Kubernetes 1.32 schema, and the
-rest is read from the code the manifests depend on (the API's route table, the settings'
-defaults, the drain's timings, the simulated hosts, configs/mindie).
+Offline: `kubernetes-validate --strict` checks every object of a built-in kind in configs/k8s
+(recursively) against the Kubernetes 1.32 schema and the newest one it has; custom resources are
+tests/integration/test_scale_out_manifests.py's. The rest is read from the code the manifests
+depend on (the API's route table, the settings' defaults, the drain's timings, the simulated
+hosts, configs/mindie). The pod manifests themselves are `supervisor-pd export kubernetes` output
+(tests/integration/test_k8s_export.py keeps them equal to it).
 """
 
 from __future__ import annotations
@@ -31,10 +34,20 @@ from tests.factories import FakeChecker
 from tests.helpers import REPO, SAMPLE_CONF, sim_env, sim_host
 
 yaml = pytest.importorskip("yaml", reason="PyYAML comes with kubernetes-validate: pip install -e '.[test]'")
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install -e '.[test]'")
+
+from tests.k8sfiles import is_builtin, manifest_files, shown  # noqa: E402  (needs PyYAML)
+from tests.k8sfiles import objects as file_objects  # noqa: E402
 
 K8S = REPO / "configs" / "k8s"
-# Manifest file -> simulated profile of the same machine.
-PLATFORMS = {"800i-a2": "800i-a2", "800i-a3": "800i-a3"}
+# Pod manifest -> (its file, the simulated profile of the same machine).
+MANIFESTS = {
+    "800i-a2": (K8S / "800i-a2.yaml", "800i-a2"),
+    "800i-a3": (K8S / "800i-a3.yaml", "800i-a3"),
+    "scale-out": (K8S / "scale-out" / "deployment.yaml", "800i-a2"),
+}
+PLATFORMS = {name: profile for name, (_, profile) in MANIFESTS.items()}
+SINGLE = [name for name in MANIFESTS if name != "scale-out"]
 # The reference pod's variables (mindie_service_single_container.yaml), kept for its users.
 REFERENCE_ENV = {
     "MINDIE_USER_HOME_PATH": "/usr/local",
@@ -49,12 +62,12 @@ REFERENCE_ENV = {
     "MINDIE_LOG_TO_STDOUT": "1",
     "MINDIE_LOG_LEVEL": "INFO",
 }
-NODE_TYPES = {"800i-a2": "module-910b-8", "800i-a3": "module-a3-16"}
+NODE_TYPES = {"800i-a2": "module-910b-8", "800i-a3": "module-a3-16", "scale-out": "module-910b-8"}
 RESOURCE = "huawei.com/Ascend910"
 
 
 def manifest_path(platform: str) -> Path:
-    return K8S / f"{platform}.yaml"
+    return MANIFESTS[platform][0]
 
 
 def load(platform: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -150,15 +163,55 @@ def served_get_paths() -> set[str]:
 # --- the schema ---------------------------------------------------------------------------------
 
 
-def test_kubernetes_validate_accepts_both_files() -> None:
+BUILTIN = [(path, doc) for path in manifest_files() for doc in file_objects(path) if is_builtin(doc)]
+# The newest Kubernetes the installed kubernetes-validate has schemas for, besides 1.32.
+VERSIONS = ("1.32", max(kubernetes_validate.utils.all_versions(), key=lambda v: tuple(map(int, v.split(".")))))
+
+
+def test_every_file_holds_kubernetes_objects_and_the_pod_manifests_are_among_them() -> None:
+    files = manifest_files()
+    assert {path for path, _ in MANIFESTS.values()} <= set(files)
+    for path in files:
+        for doc in file_objects(path):
+            assert isinstance(doc, dict) and {"apiVersion", "kind", "metadata"} <= doc.keys(), (
+                f"{shown(path)}: every document must be a Kubernetes object (`kubectl apply -R -f configs/k8s` "
+                "applies them); keep other YAML outside configs/k8s or inside a ConfigMap"
+            )
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(
+    "item", BUILTIN, ids=lambda item: f"{shown(item[0])}:{item[1]['kind']}/{item[1]['metadata']['name']}"
+)
+def test_kubernetes_validate_strict_accepts_every_built_in_object(
+    item: tuple[Path, dict[str, Any]], version: str
+) -> None:
+    """What `kubernetes-validate --strict -k VERSION FILE` checks, one object at a time, so that the
+    custom resources of a file are left to their CRD schemas; a built-in kind with no schema (a
+    misspelt kind or version) fails here, where the command would only warn."""
+    path, doc = item
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        pytest.fail(f"{shown(path)}: {doc['apiVersion']} {doc['kind']} is not a kind of Kubernetes {version}")
+    except kubernetes_validate.ValidationError as error:
+        where = ".".join(str(part) for part in error.path)
+        pytest.fail(f"{shown(path)}: {doc['kind']}/{doc['metadata']['name']}: {where}: {error.message}")
+
+
+def test_the_pod_manifests_pass_the_kubernetes_validate_command() -> None:
+    """The command line too, as a user runs it, on the files that hold only built-in kinds."""
     tool = Path(sys.executable).parent / "kubernetes-validate"
     if not tool.is_file():
         pytest.skip(f"kubernetes-validate is not installed next to {sys.executable}: pip install -e '.[test]'")
-    files = [str(manifest_path(platform)) for platform in PLATFORMS]
+    files = [str(path) for path, _ in MANIFESTS.values()]
+    assert all(is_builtin(doc) for path in files for doc in file_objects(Path(path)))
     done = subprocess.run(
-        [str(tool), "--strict", "-k", "1.32", "--quiet", *files], capture_output=True, text=True, timeout=120
+        [str(tool), "--strict", "-k", VERSIONS[0], *files], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARN" not in done.stdout, done.stdout
+    assert done.stdout.count(" passed for resource ") == sum(len(file_objects(Path(path))) for path in files)
 
 
 # --- per platform -------------------------------------------------------------------------------
@@ -254,7 +307,11 @@ def test_ports_match_the_coordinator_and_supervisor_pd(platform: str) -> None:
     assert sorted(ports) == sorted([predict, api_port])
     for number, port in ports.items():
         assert container_port(objects, port["targetPort"]) == number
-    assert ports[predict]["nodePort"] == 31015, "the reference's node port, so existing clients keep working"
+    if platform == "scale-out":
+        assert svc["spec"]["type"] == "ClusterIP", "several pods are reached through a Gateway or in the cluster"
+        assert all("nodePort" not in port for port in ports.values())
+    else:
+        assert ports[predict]["nodePort"] == 31015, "the reference's node port, so existing clients keep working"
     assert svc["spec"]["selector"] == deployment(objects)["spec"]["selector"]["matchLabels"]
     # A Service named mindie-ms-* injects MINDIE_MS_*_PORT into pods that keep service links.
     assert not svc["metadata"]["name"].startswith("mindie-ms-")
@@ -265,8 +322,9 @@ def test_ports_match_the_coordinator_and_supervisor_pd(platform: str) -> None:
 def test_one_pod_holds_every_npu_of_the_node(platform: str) -> None:
     objects = load(platform)
     spec = deployment(objects)["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    if platform in SINGLE:
+        assert spec["replicas"] == 1
+        assert spec["strategy"] == {"type": "Recreate"}
     resources = container(objects)["resources"]
     assert resources["requests"][RESOURCE] == resources["limits"][RESOURCE] == npu_count(platform)
     assert spec["template"]["spec"]["nodeSelector"]["accelerator-type"] == NODE_TYPES[platform]
@@ -379,6 +437,52 @@ def test_the_pod_plans_on_its_simulated_host(platform: str, tmp_path: Path, monk
     assert plan.coordinator.predict_ip == pod_ip
     assert plan.coordinator.predict_port == container_port(objects, "predict")
     assert plan.supervisor.api_port == container_port(objects, "http")
+
+
+# --- the scale-out Deployment ------------------------------------------------------------------
+
+
+def test_scale_out_runs_several_pods_one_per_node() -> None:
+    objects = load("scale-out")
+    spec = deployment(objects)["spec"]
+    pod = spec["template"]["spec"]
+    assert spec["replicas"] >= 2
+    (term,) = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    # The rule must select the Deployment's own pods, or it keeps nothing apart.
+    assert term["labelSelector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    assert term["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert "topologySpreadConstraints" not in pod, "one rule for one pod per node, not two"
+
+
+def test_scale_out_replaces_one_pod_at_a_time_without_a_surge() -> None:
+    strategy = deployment(load("scale-out"))["spec"]["strategy"]
+    # A surge pod would wait for NPUs no node has free; one unavailable at a time keeps the rest serving.
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+def test_scale_out_pods_are_the_single_pods_but_for_scheduling_and_the_service() -> None:
+    """The pod the InferencePool and the autoscalers count on is the one the single-pod manifest runs:
+    same container, probes, drain and grace period."""
+    single, scaled = load("800i-a2"), load("scale-out")
+    assert container(scaled) == container(single)
+    pod_single, pod_scaled = (deployment(o)["spec"]["template"] for o in (single, scaled))
+    assert pod_scaled["metadata"] == pod_single["metadata"]
+    assert {k: v for k, v in pod_scaled["spec"].items() if k != "affinity"} == pod_single["spec"]
+    assert scaled[("ConfigMap", "config-file-path")] == single[("ConfigMap", "config-file-path")]
+
+
+def test_a_scale_in_drains_before_the_pod_stops_serving() -> None:
+    """Deleted, the pod leaves the endpoints (and the endpoint picker) at once but serves on through
+    preStop; SIGTERM then starts the drain, which the grace period outlasts."""
+    objects = load("scale-out")
+    spec = container(objects)
+    assert spec["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+    prestop = float(spec["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert prestop >= 1, "without a pause, SIGTERM's 503s reach requests routed before the removal"
+    grace = setting(objects, "grace_seconds", "SUPERVISOR_PD_GRACE_SECONDS")
+    period = deployment(objects)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert period >= prestop + grace + GROUP_GONE_LIMIT + 1
 
 
 # --- the Prometheus operator's scrape objects ---------------------------------------------------
