@@ -173,12 +173,13 @@ def _header(pod: PodFacts) -> Note:
         Raw(""),
         Raw("  kubectl apply -f <this file>      # add -n <namespace> to choose one"),
         Raw(""),
-        "Change before applying: the image, the model's host folder (volume model-weights), the gid in "
-        f"supplementalGroups, and config.json in the ConfigMap (model name, worldSize). Keep {keep} equal to the "
-        "NPU count of the node.",
+        "Change before applying: the image, the model's host folder (volume model-weights) and the gid in "
+        f"supplementalGroups. Keep {keep} equal to the NPU count of the node.",
         Raw(""),
         "Generated from supervisor-pd's plan for the pod, so the NPU count, the ports, the probes and the grace "
-        "period come from the code that plans it; to change those, export again rather than edit:",
+        "period come from the code that plans it; to change those, or to carry your own MindIE configs (model "
+        "name, worldSize) in the ConfigMap, export again (--conf-dir, --api-port, SUPERVISOR_PD_* variables; "
+        "docs/kubernetes.md) rather than edit:",
         Raw(f"  {pod.command}"),
     )
 
