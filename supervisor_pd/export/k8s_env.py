@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 from supervisor_pd.export.k8s_facts import (
     CONFIG_MOUNT,
     CONFIGMAP,
+    PLANNING_SECONDS,
     RESOURCE,
     RINGS_CONFIG,
     SHM,
@@ -116,7 +117,7 @@ def _deadlines(pod: PodFacts) -> list[Item]:
     drain.append("terminationGracePeriodSeconds follows it: export again after changing it.")
     ready = (
         f"The whole service must be ready (roles assigned, models loaded) within {_minutes(pod.ready_seconds)}, "
-        "or supervisor-pd stops everything and exits 4. The startup probe allows a minute more.",
+        f"or supervisor-pd stops everything and exits 4. The startup probe allows {PLANNING_SECONDS} s more.",
     )
     return [
         _var("SUPERVISOR_PD_GRACE_SECONDS", seconds_text(pod.grace_seconds), (" ".join(drain),)),

@@ -256,10 +256,10 @@ def _probes(pod: PodFacts) -> tuple[Entry, ...]:
         "discovery and planning, so supervisor-pd's own deadline, which says what was not ready, fires first. "
         "Liveness and readiness wait for it.",
     )
+    members = "the Service and the InferencePool" if pod.scale_out else "the Service"
     readiness = (
         "/readyz fails at once when the Coordinator is not ready, no prefill or no decode Server answers, or a "
-        "drain has started. Two misses 5 s apart (10 s) take the pod out of the Service; one slow answer does "
-        "not.",
+        f"drain has started. Two misses 5 s apart (10 s) take the pod out of {members}; one slow answer does not.",
     )
     liveness = (
         "/livez fails only when supervisor-pd's own loop is stuck (no pass in 10 s) or it has given up (restart "
