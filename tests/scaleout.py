@@ -278,7 +278,7 @@ class Scenario:
 
 def summary(outcome: Outcome) -> dict[str, Any]:
     """The figures both the test and the bench report."""
-    counts = Counter(request.outcome for request in outcome.load.requests if request.attempts)
+    counts = Counter(request.outcome for request in outcome.load.requests)
     attempts = [attempt for request in outcome.load.requests for attempt in request.attempts]
     return {
         "requests": sum(counts.values()),
