@@ -168,6 +168,7 @@ class HcclDevice(OpenModel):
 
 class HcclServer(OpenModel):
     server_id: StrictStr | None = None
+    container_ip: StrictStr | None = None  # the pod's IP: how MindIE finds its own entry
     device: list[HcclDevice] = Field(default_factory=list)
 
 

@@ -14,11 +14,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 from supervisor_pd.errors import InputError
-from supervisor_pd.formats.common import parse_json, validate_document
-from supervisor_pd.formats.ranktable import HcclDevice, HcclJson
 from supervisor_pd.platform import hccn, npusmi, pci
 from supervisor_pd.platform.cpuset import container_cpuset, format_cpulist
 from supervisor_pd.platform.facts import Chip, DeviceType, HostFacts, Level, Notice
+from supervisor_pd.platform.hccljson import from_operator, operator_devices
 from supervisor_pd.platform.hostfs import HostFS
 from supervisor_pd.platform.numa import ephemeral_port_range, numa_nodes, pci_numa_node
 from supervisor_pd.platform.toolpool import DEFAULT_CONCURRENCY, ToolPool
@@ -26,14 +25,13 @@ from supervisor_pd.platform.tools import ToolError, ToolResult, which
 from supervisor_pd.platform.visibility import parse_id_list
 from supervisor_pd.settings import Settings, env_name
 
-_HCCL_JSON_LIMIT = 16 << 20
 _LIST = ["npu-smi", "info", "-l"]
 _MAP = ["npu-smi", "info", "-m"]
 Pending = Future[ToolResult]
 
 
 @dataclass
-class _Discovery:
+class Discovery:
     settings: Settings
     host: HostFS
     environ: Mapping[str, str] | None
@@ -77,14 +75,14 @@ def discover(
     asked at once, and the answers are read in the order of the questions, so the facts and
     notices are those of asking one after another."""
     with ToolPool(settings.tool_timeout, environ, concurrency) as pool:
-        run = _Discovery(settings, HostFS(settings.host_root), environ, [], pool)
+        run = Discovery(settings, HostFS(settings.host_root), environ, [], pool)
         listed, mapped = run.ask(_LIST), run.ask(_MAP)
         lspci = run.ask(["lspci"]) if settings.device_type == "auto" and run.which("lspci") else None
         chips = _visible_chips(run, listed, mapped)
         device_type, type_source = _device_type(run, chips, lspci)
-        operator = _operator_devices(run, chips) if device_type is DeviceType.A3 else None
+        operator = operator_devices(run, chips) if device_type is DeviceType.A3 else None
         if operator is not None:
-            chips = [_from_operator(chip, operator[0]) for chip in chips]
+            chips = [from_operator(chip, operator[0]) for chip in chips]
         # Every per-chip question at once: the board (NUMA), spod-info (an A3 without the
         # Operator's hccl.json) and hccn_tool (a chip with no device IP yet).
         boards = [run.ask(_chip_argv("board", chip)) for chip in chips]
@@ -123,7 +121,7 @@ def _chip_argv(kind: str, chip: Chip) -> list[str]:
 # --- which chips this container may use ------------------------------------------------
 
 
-def _visible_chips(run: _Discovery, listed: Pending, mapped: Pending) -> list[Chip]:
+def _visible_chips(run: Discovery, listed: Pending, mapped: Pending) -> list[Chip]:
     listed_text = run.required_output(listed, _LIST)
     map_text = run.required_output(mapped, _MAP)
     try:
@@ -182,7 +180,7 @@ def _physical_ids(mapped: list[npusmi.MappedChip], present: set[int]) -> list[in
     return [chip.logic_id for chip in mapped]
 
 
-def _apply_visible_devices(run: _Discovery, chips: list[Chip]) -> list[Chip]:
+def _apply_visible_devices(run: Discovery, chips: list[Chip]) -> list[Chip]:
     text = run.settings.ascend_visible_devices
     if text is None:
         return chips
@@ -203,7 +201,7 @@ def _apply_visible_devices(run: _Discovery, chips: list[Chip]) -> list[Chip]:
     return [chip for chip in chips if chip.phy_id in wanted]
 
 
-def _logical_ids(run: _Discovery, chips: list[Chip]) -> list[Chip]:
+def _logical_ids(run: Discovery, chips: list[Chip]) -> list[Chip]:
     ordered = sorted(chips, key=lambda chip: (chip.phy_id, chip.chip_id))
     text = run.settings.ascend_rt_visible_devices
     if text is None:
@@ -231,7 +229,7 @@ def _ids(values: object) -> str:
 # --- A2 or A3 ---------------------------------------------------------------------------
 
 
-def _device_type(run: _Discovery, chips: list[Chip], lspci: Pending | None) -> tuple[DeviceType, str]:
+def _device_type(run: Discovery, chips: list[Chip], lspci: Pending | None) -> tuple[DeviceType, str]:
     chosen = run.settings.device_type
     if chosen != "auto":
         return DeviceType(chosen), f"{env_name('device_type')}={chosen}"
@@ -257,7 +255,7 @@ def _device_type(run: _Discovery, chips: list[Chip], lspci: Pending | None) -> t
 # --- NUMA -------------------------------------------------------------------------------
 
 
-def _with_numa(run: _Discovery, chip: Chip, board: Pending) -> Chip:
+def _with_numa(run: Discovery, chip: Chip, board: Pending) -> Chip:
     result = _outcome(board)
     if isinstance(result, ToolError) or result.returncode != 0:
         return chip
@@ -270,32 +268,7 @@ def _with_numa(run: _Discovery, chip: Chip, board: Pending) -> Chip:
 # --- A3 super pod -----------------------------------------------------------------------
 
 
-def _operator_devices(run: _Discovery, chips: list[Chip]) -> tuple[dict[str, HcclDevice], str | None] | None:
-    """The Operator's completed hccl.json, by device id, with its super-pod id, when it describes
-    every visible chip; else None (npu-smi spod-info is asked)."""
-    operator = _operator_hccl(run)
-    if operator is None:
-        return None
-    devices = {device.device_id: device for server in operator.server_list for device in server.device}
-    pod = operator.super_pod_list[0].super_pod_id if operator.super_pod_list else None
-    for chip in chips:
-        device = devices.get(str(chip.phy_id))
-        if device is None or device.super_device_id is None:
-            run.note(Level.WARNING, "hccl.json", "does not describe every visible NPU; using npu-smi spod-info")
-            return None
-    return devices, pod
-
-
-def _from_operator(chip: Chip, devices: dict[str, HcclDevice]) -> Chip:
-    device = devices[str(chip.phy_id)]
-    chip = replace(chip, super_device_id=device.super_device_id)
-    address = hccn.valid_ipv4(device.device_ip or "")
-    if address is not None:
-        chip = replace(chip, device_ip=address, device_ip_source="hccl.json")
-    return chip
-
-
-def _super_pod(run: _Discovery, chips: list[Chip], spods: list[Pending]) -> tuple[list[Chip], str | None]:
+def _super_pod(run: Discovery, chips: list[Chip], spods: list[Pending]) -> tuple[list[Chip], str | None]:
     def spod(chip: Chip, pending: Pending) -> tuple[Chip, str | None]:
         result = _outcome(pending)
         info = None
@@ -316,35 +289,10 @@ def _super_pod(run: _Discovery, chips: list[Chip], spods: list[Pending]) -> tupl
     return [chip for chip, _ in answers], min(pods) if pods else None
 
 
-def _operator_hccl(run: _Discovery) -> HcclJson | None:
-    path = run.host.path(run.settings.hccl_json)
-    where = str(run.settings.hccl_json)
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(_HCCL_JSON_LIMIT + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        run.note(Level.WARNING, where, f"cannot be read ({exc.strerror}); using npu-smi spod-info")
-        return None
-    if len(raw) > _HCCL_JSON_LIMIT:
-        raise InputError(where, f"is larger than {_HCCL_JSON_LIMIT >> 20} MiB")
-    document = validate_document(HcclJson, parse_json(raw, where), where)
-    if document.status != "completed":
-        run.note(
-            Level.WARNING,
-            where,
-            f"status is {document.status!r}, not 'completed' (the Ascend Operator has not filled it in yet); "
-            "using npu-smi spod-info",
-        )
-        return None
-    return document
-
-
 # --- device IPs -------------------------------------------------------------------------
 
 
-def _device_ips(run: _Discovery, chips: list[Chip], have_tool: bool, asked: dict[int, Pending]) -> list[Chip]:
+def _device_ips(run: Discovery, chips: list[Chip], have_tool: bool, asked: dict[int, Pending]) -> list[Chip]:
     conf = hccn.parse_hccn_conf(run.host.read_text("/etc/hccn.conf") or "")
 
     def lookup(chip: Chip) -> tuple[Chip, str]:

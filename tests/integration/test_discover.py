@@ -84,6 +84,42 @@ def test_a3_prefers_the_operators_completed_hccl_json(tmp_path: Path, use_env) -
     assert facts.chips[5].device_ip_source == "hccl.json"
 
 
+def _server(server_ip: str, pod_ip: str, third_octet: int) -> dict[str, object]:
+    return {
+        "server_id": server_ip,
+        "container_ip": pod_ip,
+        "device": [
+            {"device_id": str(i), "device_ip": f"192.{third_octet}.{i}.1", "super_device_id": str(5000 + i)}
+            for i in range(16)
+        ],
+    }
+
+
+@pytest.mark.parametrize("pod_ip", ["10.1.0.2", "10.1.0.3", None])
+def test_a3_takes_its_own_entry_of_a_several_pod_hccl_json(tmp_path: Path, use_env, pod_ip) -> None:  # type: ignore[no-untyped-def]
+    host = sim_host(tmp_path, "800i-a3")
+    # Two pods of one job: the same device ids on both nodes, different device IPs.
+    hccl = {
+        "status": "completed",
+        "server_list": [_server("10.0.0.1", "10.1.0.2", 168), _server("10.0.0.2", "10.1.0.3", 169)],
+        "super_pod_list": [{"super_pod_id": "3"}],
+    }
+    path = host.root / "user/serverid/devindex/config/hccl.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(hccl))
+    env = sim_env(tmp_path, host)
+    if pod_ip is not None:
+        env["POD_IP"] = pod_ip
+    use_env(env)
+    facts = discover(load_settings())
+    if pod_ip is None:  # which entry is ours cannot be told: npu-smi spod-info is asked instead
+        assert facts.chips[5].device_ip_source != "hccl.json"
+        assert any("lists 2 servers and POD_IP is not set" in n.message for n in facts.notices)
+        return
+    octet = 168 if pod_ip == "10.1.0.2" else 169
+    assert facts.chips[5].device_ip == f"192.{octet}.5.1" and facts.chips[5].device_ip_source == "hccl.json"
+
+
 def test_a3_with_an_initializing_hccl_json_falls_back(tmp_path: Path, use_env) -> None:  # type: ignore[no-untyped-def]
     host = sim_host(tmp_path, "800i-a3")
     path = host.root / "user/serverid/devindex/config/hccl.json"
