@@ -492,9 +492,6 @@ MONITORS = {"PodMonitor": K8S / "podmonitor.yaml", "ServiceMonitor": K8S / "serv
 # PodMonitorSpec, PodMetricsEndpoint; servicemonitor_types.go ServiceMonitorSpec, types.go
 # Endpoint): the ones these files may use. kubernetes-validate has no schema for the operator's
 # kinds, so the fields are checked here.
-MONITOR_SPEC = {"selector", "namespaceSelector", "jobLabel", "podTargetLabels", "targetLabels", "sampleLimit"}
-MONITOR_ENDPOINT = {"port", "path", "scheme", "interval", "scrapeTimeout", "honorLabels", "relabelings"}
-MONITOR_ENDPOINT |= {"metricRelabelings", "tlsConfig"}
 ENDPOINTS = {"PodMonitor": "podMetricsEndpoints", "ServiceMonitor": "endpoints"}
 DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
@@ -513,15 +510,11 @@ def seconds(duration: str) -> int:
 
 
 @pytest.mark.parametrize("kind", MONITORS)
-def test_the_monitor_is_a_v1_object_with_known_fields(kind: str) -> None:
+def test_the_monitor_goes_where_the_deployment_goes(kind: str) -> None:
+    # Its fields are checked against the operator's CRD schema (tests/integration/test_scale_out_manifests.py).
     doc = monitor(kind)
-    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
-    assert doc["kind"] == kind
-    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}
+    assert (doc["apiVersion"], doc["kind"]) == ("monitoring.coreos.com/v1", kind)
     assert "namespace" not in doc["metadata"], "applied in the namespace of the Deployment, as the manifests are"
-    assert set(doc["spec"]) <= MONITOR_SPEC | {ENDPOINTS[kind]}, sorted(set(doc["spec"]) - MONITOR_SPEC)
-    (endpoint,) = doc["spec"][ENDPOINTS[kind]]
-    assert set(endpoint) <= MONITOR_ENDPOINT, sorted(set(endpoint) - MONITOR_ENDPOINT)
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
