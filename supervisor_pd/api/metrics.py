@@ -35,6 +35,7 @@ from supervisor_pd.api import podgauges
 from supervisor_pd.api.childmetrics import Scraped, Target, merge, targets
 from supervisor_pd.api.health import readiness
 from supervisor_pd.api.npumetrics import NpuCollector
+from supervisor_pd.api.statusclient import StatusClient
 from supervisor_pd.runtime.events import Probe
 from supervisor_pd.runtime.snapshot import Snapshot
 from supervisor_pd.runtime.states import Phase, ProcState, RestartCause, Serving
@@ -224,6 +225,7 @@ class MetricsEndpoint:
         )
         self._components = {p.name: p.kind.value for p in view().processes}
         self._session: aiohttp.ClientSession | None = None
+        self._status: StatusClient | None = None
         self._cache: tuple[float, bytes] | None = None
         self._lock = asyncio.Lock()
 
@@ -232,10 +234,42 @@ class MetricsEndpoint:
             self.health_seconds.labels(name, self._components.get(name, "")).observe(result.seconds)
 
     async def close(self) -> None:
+        if self._status is not None:
+            self._status.close()
         if self._session is not None:
             await self._session.close()
 
-    def _client(self) -> aiohttp.ClientSession:
+    async def render(self) -> bytes:
+        """Our own metrics and the pod's gauges, always current, then the children's, reused for
+        cache_seconds so a burst of scrapes costs the children one."""
+        async with self._lock:
+            view = self.view()
+            pod = asyncio.ensure_future(self.pod_gauges(view))
+            cache = self._cache
+            if cache is not None and time.monotonic() - cache[0] >= self.cache_seconds:
+                cache = None
+            found = targets(self.plan, view) if cache is None else []
+            scrapes = [asyncio.ensure_future(self._scrape(target)) for target in found]
+            # Let the requests go out, then render our own metrics while the children answer.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            ours = generate_latest(self.registry)
+            pod_text = await pod
+            if cache is not None:
+                return ours + pod_text + cache[1]
+            children = merge(found, list(await asyncio.gather(*scrapes))).encode()
+            self._cache = (time.monotonic(), children)
+            return ours + pod_text + children
+
+    async def pod_gauges(self, view: Snapshot) -> bytes:
+        """supervisor_pd_pod_*: every Server's /v1/status read now (api/podgauges.py)."""
+        if self._status is None:
+            self._status = StatusClient(client_context(self.plan.tls))
+        loads = await podgauges.read_loads(self._status, podgauges.status_targets(self.plan, view))
+        ready = all(check.ok for check in readiness(view))
+        return podgauges.render(podgauges.gauges(loads, self.proxy.in_flight.value, ready))
+
+    async def _scrape(self, target: Target) -> Scraped:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
@@ -243,38 +277,6 @@ class MetricsEndpoint:
                 ),
                 timeout=self.timeout,
             )
-        return self._session
-
-    async def render(self) -> bytes:
-        """Our own metrics and the pod's gauges, always current, then the children's, reused for
-        cache_seconds so a burst of scrapes costs the children one."""
-        async with self._lock:
-            session = self._client()
-            view = self.view()
-            pod = asyncio.ensure_future(self.pod_gauges(session, view))
-            now = time.monotonic()
-            cached = self._cache is not None and now - self._cache[0] < self.cache_seconds
-            found = [] if cached else targets(self.plan, view)
-            scrapes = [asyncio.ensure_future(self._scrape(target)) for target in found]
-            # Let the requests go out, then render our own metrics while the Servers answer.
-            for _ in range(3):
-                await asyncio.sleep(0)
-            ours = generate_latest(self.registry)
-            pod_text = await pod
-            if self._cache is not None and cached:
-                return ours + pod_text + self._cache[1]
-            children = merge(found, list(await asyncio.gather(*scrapes))).encode()
-            self._cache = (time.monotonic(), children)
-            return ours + pod_text + children
-
-    async def pod_gauges(self, session: aiohttp.ClientSession, view: Snapshot) -> bytes:
-        """supervisor_pd_pod_*: every Server's /v1/status read now (api/podgauges.py)."""
-        loads = await podgauges.read_loads(session, podgauges.status_targets(self.plan, view))
-        ready = all(check.ok for check in readiness(view))
-        return podgauges.render(podgauges.gauges(loads, self.proxy.in_flight.value, ready))
-
-    async def _scrape(self, target: Target) -> Scraped:
-        assert self._session is not None
         began = time.perf_counter()
         text = None
         try:

@@ -13,7 +13,7 @@ A PD pod is one endpoint to the picker, so the gauges describe the pod, not a Se
 Each Server's numbers come from its `/v1/status`, asked at every scrape of `/metrics` (never the
 children's cached part): MindIE-LLM computes that answer when asked, from its scheduler's
 counters, whereas its own `/metrics` gauges are sampled once a second. While the pod is not ready
-the gauges tell the picker to go elsewhere (KV cache full, a queue of at least NOT_READY_WAITING).
+the gauges tell the picker to go elsewhere (KV cache full, a queue longer than any ready pod's).
 docs/scale-out.md ("The pod's gauges") gives the MindIE sources and the picker's use of each.
 """
 
@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
+from supervisor_pd.api.statusclient import HttpFailure, StatusClient
 from supervisor_pd.runtime.snapshot import Snapshot
 from supervisor_pd.runtime.spec import Kind
 
@@ -36,11 +36,12 @@ if TYPE_CHECKING:
 WAITING = "supervisor_pd_pod_requests_waiting"
 RUNNING = "supervisor_pd_pod_requests_running"
 KV_CACHE = "supervisor_pd_pod_kv_cache_usage_ratio"
-# The picker's default saturation limits are a queue of 5 and 80 % of the KV cache (EPP v1.5.0
-# saturationdetector/utilization/config.go:31-33): 6 queued is over the first, and with the cache
-# at 1 the pod's saturation score stays 1/0.8, where a larger queue would raise it and could tip
-# the whole pool into "saturated" (detector.go:115-136).
-NOT_READY_WAITING = 6
+# A pod not ready that is still in the picker's pool (the kubelet takes it out after its probe
+# fails failureThreshold times) must score last on the queue: the queue scorer gives 0 to the
+# longest queue among the candidates (EPP v1.5.0 scorer/queuedepth/queue.go:78-107). No ready pod
+# can queue more than its Coordinator holds, and MindIE-Motor caps `max_requests` at 90000
+# (coordinator/configure/Configure.cpp:26, :631-636).
+NOT_READY_WAITING = 90_000
 # The picker polls every 50 ms and calls metrics older than 200 ms stale (EPP v1.5.0
 # server/options.go:102, utilization/config.go:36): a status slower than this is left out.
 STATUS_TIMEOUT = 0.25
@@ -48,7 +49,8 @@ ROLES = ("prefill", "decode")
 
 HELP = {
     WAITING: "Requests queued in the pod: the prefill Servers' waiting requests, or the requests relayed by "
-    "this port that no Server runs, if more (the Coordinator's queue). Fresh at every scrape.",
+    f"this port that no Server runs, if more (the Coordinator's queue); {NOT_READY_WAITING} while the pod is not "
+    "ready. Fresh at every scrape.",
     RUNNING: "Requests running in the pod: the prefill and decode Servers' running requests. Fresh at every scrape.",
     KV_CACHE: "KV-cache use of the pod, 0..1: the decode Servers' used NPU blocks over their total; 1 while the "
     "pod is not ready. Fresh at every scrape.",
@@ -58,7 +60,9 @@ HELP = {
 @dataclass(frozen=True)
 class StatusTarget:
     name: str
-    url: str
+    host: str
+    port: int  # its management port
+    tls: bool
     role: str | None  # the role supervisor_pd last saw, if the answer names none
 
 
@@ -127,29 +131,27 @@ def render(values: PodGauges) -> bytes:
 def status_targets(plan: Plan, view: Snapshot) -> list[StatusTarget]:
     """Every Server that answers its management endpoints in this run (a stopped or restarting
     one has nothing running and would only cost the timeout)."""
-    scheme = "https" if plan.tls.on("server_management") else "http"
+    tls = plan.tls.on("server_management")
     found = []
     for child in view.of_kind(Kind.SERVER):
         server = child.spec.server
         if server is not None and child.up:
-            url = f"{scheme}://{server.ip}:{server.ports.management}/v1/status"
-            found.append(StatusTarget(child.name, url, child.role))
+            found.append(StatusTarget(child.name, server.ip, server.ports.management, tls, child.role))
     return found
 
 
 async def read_loads(
-    session: aiohttp.ClientSession, found: Sequence[StatusTarget], seconds: float = STATUS_TIMEOUT
+    client: StatusClient, found: Sequence[StatusTarget], seconds: float = STATUS_TIMEOUT
 ) -> list[ServerLoad]:
-    """Every target's /v1/status at once; one that fails or takes over `seconds` is left out."""
-    limit = aiohttp.ClientTimeout(total=seconds)
+    """Every target's /v1/status at once (one read at a time per client); one that fails or takes
+    over `seconds` is left out."""
 
     async def one(target: StatusTarget) -> ServerLoad | None:
         try:
-            async with session.get(target.url, timeout=limit) as response:
-                if response.status != 200:
-                    return None
-                return load_of(orjson.loads(await response.read()), target.role)
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+            async with asyncio.timeout(seconds):
+                status, body = await client.get(target.host, target.port, "/v1/status", target.tls)
+            return load_of(orjson.loads(body), target.role) if status == 200 else None
+        except (HttpFailure, OSError, TimeoutError, orjson.JSONDecodeError):
             return None
 
     answers = await asyncio.gather(*(one(target) for target in found))

@@ -24,6 +24,7 @@ from typing import IO, Any
 import pytest
 
 from supervisor_pd import unixsock
+from supervisor_pd.api.podgauges import NOT_READY_WAITING
 from tests.superstack import SupervisorRun, running
 
 CHAT = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
@@ -117,7 +118,7 @@ def test_a_stopped_server_stays_stopped_and_the_service_not_ready_until_it_is_st
     assert stopped["state"] == "stopped" and stopped["pid"] is None and not stopped["ready"]
     assert run.api("GET", "/readyz")[0] == 503
     # The pod's gauges say "go elsewhere" to an endpoint picker that has not dropped it yet.
-    assert pod_gauge(run, "kv_cache_usage_ratio") == 1 and pod_gauge(run, "requests_waiting") >= 6
+    assert pod_gauge(run, "kv_cache_usage_ratio") == 1 and pod_gauge(run, "requests_waiting") == NOT_READY_WAITING
     # Not ready while it is stopped, for as long as one looks (a wait that times out: 1.5 s of
     # health rounds every 0.2 s), and nothing restarts it meanwhile.
     waited = run.cli("wait", "--for", "ready", "--timeout", "1.5")

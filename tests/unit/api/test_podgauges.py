@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,6 +23,7 @@ from supervisor_pd.api.podgauges import (
     render,
     status_targets,
 )
+from supervisor_pd.api.statusclient import StatusClient
 from supervisor_pd.runtime.snapshot import snapshot
 from tests.unit.api.test_metrics import SERVER_TEXT
 from tests.unit.runtime.fakes import Stack
@@ -121,8 +121,8 @@ def test_no_decode_capacity_known_is_a_full_cache() -> None:
 def test_a_pod_not_ready_says_its_cache_is_full_and_its_queue_long() -> None:
     idle = gauges([prefill(), decode()], in_flight=0, ready=False)
     assert idle == PodGauges(NOT_READY_WAITING, 0, 1.0)
-    busy = gauges([prefill(waiting=40, running=2), decode(running=3)], in_flight=0, ready=False)
-    assert busy == PodGauges(40, 5, 1.0)
+    busy = gauges([prefill(waiting=40, running=2), decode(running=3)], in_flight=50, ready=False)
+    assert busy == PodGauges(NOT_READY_WAITING, 5, 1.0)
 
 
 def test_the_three_families_parse_as_gauges() -> None:
@@ -142,9 +142,7 @@ def test_every_server_up_is_asked_on_its_management_port() -> None:
     stack = ready_stack()
     view = snapshot(stack.engine, stack.fx.clock)
     found = status_targets(stack.plan, view)
-    expected = [
-        StatusTarget(s.name, f"http://{s.ip}:{s.ports.management}/v1/status", s.role.value) for s in stack.plan.servers
-    ]
+    expected = [StatusTarget(s.name, s.ip, s.ports.management, False, s.role.value) for s in stack.plan.servers]
     assert found == expected
     stack.exit("server-1")
     after = status_targets(stack.plan, snapshot(stack.engine, stack.fx.clock))
@@ -161,7 +159,7 @@ class FakeServers:
         self.loads: list[ServerLoad] = []
         self.asked: list[list[str]] = []
 
-    async def __call__(self, session: aiohttp.ClientSession, found: Sequence[StatusTarget]) -> list[ServerLoad]:
+    async def __call__(self, client: StatusClient, found: Sequence[StatusTarget]) -> list[ServerLoad]:
         self.asked.append([target.name for target in found])
         return list(self.loads)
 
