@@ -95,6 +95,11 @@ def test_the_stack_is_ready_with_every_link_encrypted(stack: SupervisorRun) -> N
     for index in range(1, 5):
         server = stack.server_config(index)
         assert server["httpsEnabled"] is True and server["interCommTLSEnabled"] is True
+    # The pod's gauges read every Server's /v1/status over mutual TLS: a KV-cache use below 1
+    # (1 when no decode Server answered) says the decode Servers did.
+    code, body = stack.api("GET", "/metrics")
+    assert code == 200
+    assert b"\nsupervisor_pd_pod_kv_cache_usage_ratio 0.0\n" in body
 
 
 def test_a_streamed_chat_through_supervisor_pds_port(stack: SupervisorRun) -> None:
