@@ -19,14 +19,13 @@ docs/scale-out.md ("The pod's gauges") gives the MindIE sources and the picker's
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from supervisor_pd.api.statusclient import HttpFailure, StatusClient
+from supervisor_pd.api.statusclient import Ask, StatusClient
 from supervisor_pd.runtime.snapshot import Snapshot
 from supervisor_pd.runtime.spec import Kind
 
@@ -143,16 +142,15 @@ def status_targets(plan: Plan, view: Snapshot) -> list[StatusTarget]:
 async def read_loads(
     client: StatusClient, found: Sequence[StatusTarget], seconds: float = STATUS_TIMEOUT
 ) -> list[ServerLoad]:
-    """Every target's /v1/status at once (one read at a time per client); one that fails or takes
-    over `seconds` is left out."""
-
-    async def one(target: StatusTarget) -> ServerLoad | None:
-        try:
-            async with asyncio.timeout(seconds):
-                status, body = await client.get(target.host, target.port, "/v1/status", target.tls)
-            return load_of(orjson.loads(body), target.role) if status == 200 else None
-        except (HttpFailure, OSError, TimeoutError, orjson.JSONDecodeError):
-            return None
-
-    answers = await asyncio.gather(*(one(target) for target in found))
-    return [load for load in answers if load is not None]
+    """Every target's /v1/status at once; one that fails or takes over `seconds` is left out."""
+    asks = [Ask(target.host, target.port, "/v1/status", target.tls) for target in found]
+    loads = []
+    for target, reply in zip(found, await client.get_all(asks, seconds), strict=True):
+        if reply is not None and reply[0] == 200:
+            try:
+                load = load_of(orjson.loads(reply[1]), target.role)
+            except orjson.JSONDecodeError:
+                continue
+            if load is not None:
+                loads.append(load)
+    return loads
