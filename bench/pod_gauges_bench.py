@@ -80,6 +80,15 @@ STATUS = json.dumps(
 ).encode()
 
 
+READING = (
+    "Reading them: the stand-in rows are supervisor_pd's own cost, the one the target is about. The other "
+    "rows add the wait for the slowest Server's answer, which a scrape takes (bounded at 250 ms): the "
+    "simulated Servers answer from one shared CPU, a MindIE Server from a C++ handler that reads its "
+    "scheduler's counters without a lock (MindIE-LLM scheduler.cpp:1733-1748, llm_engine.cpp:814-823). "
+    "The p99 differences of the first table are mostly the shared machine's noise."
+)
+
+
 def one_world(files: dict[str, Any]) -> None:
     files["config.json"]["BackendConfig"]["ModelDeployConfig"]["ModelConfig"][0]["worldSize"] = 1
 
@@ -274,6 +283,8 @@ def main() -> None:
                 "own families. Target: under 2 ms p99 added.",
                 "",
                 *tables,
+                "",
+                READING,
                 "",
                 f"Load average (1 min): {load:.2f} when it started, {after:.2f} when it ended (the bench's own "
                 "stacks included).",
