@@ -134,13 +134,13 @@ class StatusClient:
         for _ in range(2):
             if not waiting:
                 break
-            done, late = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+            try:
+                done, late = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+            except asyncio.CancelledError:
+                self._give_up(waiting)
+                raise
             again: dict[asyncio.Future[Reply], tuple[int, _Link | None]] = {}
-            for future in late:
-                index, link = waiting[future]
-                future.cancel()
-                if link is not None:
-                    link.close()  # its reply may still come: it must not answer the next request
+            self._give_up({future: waiting[future] for future in late})
             for future in done:
                 index, link = waiting[future]
                 failure = future.exception()
@@ -154,16 +154,25 @@ class StatusClient:
             future.cancel()
         return replies
 
+    @staticmethod
+    def _give_up(waiting: dict[asyncio.Future[Reply], tuple[int, _Link | None]]) -> None:
+        for future, (_, link) in waiting.items():
+            future.cancel()
+            if link is not None:
+                link.close()  # its reply may still come: it must not answer the next request
+
     async def _anew(self, ask: Ask) -> Reply:
         loop = asyncio.get_running_loop()
         context = (self.context or ssl.create_default_context()) if ask.tls else None  # the plan's, with TLS on
         _, link = await loop.create_connection(_Link, ask.host, ask.port, ssl=context)
-        self.links[ask] = link
         try:
-            return await link.send(ask.host, ask.target)
+            answer = await link.send(ask.host, ask.target)
         except BaseException:
             link.close()  # cancelled (out of time) or failed: a late reply must not answer the next request
             raise
+        # Kept only once it has answered: a cancelled task closes its link later than the next scrape may start.
+        self.links[ask] = link
+        return answer
 
     def close(self) -> None:
         for link in self.links.values():

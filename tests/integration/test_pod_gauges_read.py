@@ -142,6 +142,12 @@ async def test_one_connection_is_kept_and_a_new_one_made_when_the_server_closed_
 
 
 async def test_a_late_reply_never_answers_the_next_read(client: StatusClient) -> None:
+    # On a new connection and on one kept from an earlier read.
+    await late_reply_on_a_new_connection(client)
+    await late_reply_on_a_kept_connection(client)
+
+
+async def late_reply_on_a_new_connection(client: StatusClient) -> None:
     late = reply(200, json.dumps(status("decode", runningRequestNum=99)).encode())
 
     async def slow_first(n: int) -> bytes:
@@ -152,5 +158,40 @@ async def test_a_late_reply_never_answers_the_next_read(client: StatusClient) ->
 
     async with FakeServer(slow_first) as server:
         assert await read_loads(client, [server.target()], seconds=0.2) == []
-        await asyncio.sleep(0.5)  # the late reply has arrived by now, on a connection given up
+        assert await read_loads(client, [server.target()], seconds=1.0) == [LOAD]
+
+
+async def late_reply_on_a_kept_connection(client: StatusClient) -> None:
+    late = reply(200, json.dumps(status("decode", runningRequestNum=99)).encode())
+
+    async def slow_second(n: int) -> bytes:
+        if n == 2:
+            await asyncio.sleep(0.5)
+            return late
+        return OK
+
+    async with FakeServer(slow_second) as server:
+        assert await read_loads(client, [server.target()], seconds=1.0) == [LOAD]  # the connection is made
+        assert await read_loads(client, [server.target()], seconds=0.2) == []
+        # Asked again before the late reply is in: on the old connection it would answer this.
+        assert await read_loads(client, [server.target()], seconds=1.0) == [LOAD]
+
+
+async def test_a_scrape_cancelled_midway_leaves_no_reply_for_the_next(client: StatusClient) -> None:
+    late = reply(200, json.dumps(status("decode", runningRequestNum=99)).encode())
+
+    async def slow_second(n: int) -> bytes:
+        if n == 2:
+            await asyncio.sleep(0.3)
+            return late
+        return OK
+
+    async with FakeServer(slow_second) as server:
+        assert await read_loads(client, [server.target()], seconds=1.0) == [LOAD]  # the connection is made
+        first = asyncio.ensure_future(read_loads(client, [server.target()], seconds=5.0))
+        await asyncio.sleep(0.1)
+        first.cancel()  # the scrape's client went away
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        # Asked again before the late reply is in: on the old connection it would answer this.
         assert await read_loads(client, [server.target()], seconds=1.0) == [LOAD]
