@@ -2,9 +2,9 @@
 
 The pod's gauges ask every Server at every scrape of /metrics, and an endpoint picker scrapes
 every 50 ms. This client sends every request of a scrape at once, on connections kept from one
-scrape to the next, and waits for the replies together: 16 local Servers' replies cost about
-0.85 ms of the event loop, against 3.6 ms through aiohttp's client (measured on the 2-CPU test
-machine). It knows only what MindIE's management port answers (cpp-httplib: a Content-Length
+scrape to the next, and waits for the replies together: 16 Servers answering at once cost under
+1 ms p99 of the event loop (BENCHMARKS.md, "The pod's gauges"), where aiohttp's client took about
+3.6 ms on the same machine. It knows only what MindIE's management port answers (cpp-httplib: a Content-Length
 body, keep-alive until the server closes), and gives up on anything else: a failed read is only a
 Server left out of one scrape.
 """
