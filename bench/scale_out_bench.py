@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import update_section
 from tests.scaleout import STACK_ENV, Outcome, Scenario
-from tests.scaleout_figures import losses, quantile, report, shifts, tracking
+from tests.scaleout_figures import losses, report, shifts, tracking
 from tests.superstack import SupervisorRun
 
 
@@ -91,11 +92,11 @@ def render(args: argparse.Namespace, outcome: Outcome, figures: dict[str, Any], 
         shift = [s.shift for s in of_kind]
         notice = [s.noticed - s.unready for s in of_kind]
         rows.append(
-            f"| {label} | {len(of_kind)} | {ms(quantile(shift, 0.5))} | {ms(max(shift))} | "
-            f"{ms(quantile(notice, 0.5))} | {ms(max(notice))} | {sum(s.chosen_after for s in of_kind)} | "
-            f"{sum(s.refused_after for s in of_kind)} |"
+            f"| {label} | {len(of_kind)} | {', '.join(f'{x * 1000:.0f}' for x in shift)} ms | "
+            f"{ms(statistics.median(shift))} | {ms(max(shift))} | {ms(statistics.median(notice))} | "
+            f"{ms(max(notice))} | {', '.join(str(s.chosen_before) for s in of_kind)} | "
+            f"{sum(s.chosen_after for s in of_kind)} | {sum(s.refused_after for s in of_kind)} |"
         )
-    drains = [f for f in outcome.faults if f.kind == "drain"]
     command = (
         f"python bench/scale_out_bench.py --requests {args.requests} --streams {args.streams} "
         f"--interval {args.interval} --kills {args.kills} --drains {args.drains} --gap {args.gap}"
@@ -121,18 +122,23 @@ def render(args: argparse.Namespace, outcome: Outcome, figures: dict[str, Any], 
             "",
             "**Lost at a kill**: requests the pod had accepted before the kill that went through the killed "
             "Server; MindIE's Coordinator ends each with an error event (a routing choice cannot save them). "
-            "Every drained pod exited "
-            + ", ".join(f"{f.exit_code} after {f.drain_seconds:.2f} s" for f in drains)
-            + ", every request it had accepted completed.",
+            + " ".join(
+                f"Drained {d['pod']}: exit code {d['exit_code']}, {d['seconds']:.2f} s after SIGTERM; "
+                f"{d['open_accepted']} requests it had accepted were open then, {d['open_completed']} of them "
+                "completed."
+                for d in figures["drains"]
+            ),
             "",
-            "| pod turns unready by | times | shift p50 | shift max | picker notices p50 | notices max | "
-            "chosen after it fell | of those refused |",
-            "|---|---|---|---|---|---|---|---|",
+            "| pod turns unready by | times | shift, each | shift p50 | shift max | picker notices p50 | "
+            "notices max | chosen in the interval before, each | chosen after it fell | of those refused |",
+            "|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             "**Shift**: from the supervisor's `service: ready -> degraded|draining` line (the moment `/readyz` "
-            "falls) to the picker's last choice of that pod; 0 if it was not chosen after. **Notices**: to the "
-            "answer of the picker's first `/readyz` read that found it unready. Reads of `/readyz`: "
+            "falls) to the picker's last choice of that pod; 0 if it was not chosen after, as when the picker "
+            "was sending every request elsewhere already (between two scrapes every choice goes to the "
+            "best-scored pod: see *chosen in the interval before*). **Notices**: to the answer of the picker's "
+            "first `/readyz` read that found it unready, the bound on the shift. Reads of `/readyz`: "
             f"{figures['probes']}, slowest {ms(figures['probe_seconds_max'])}, at most "
             f"{ms(figures['probe_late_max'])} more than one interval after the previous one; scrapes of `/metrics`: {figures['scrapes']}, "
             f"p50 {ms(figures['scrape_seconds_p50'])}, slowest {ms(figures['scrape_seconds_max'])}.",

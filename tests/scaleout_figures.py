@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.picker import Probe, Scrape
-from tests.scaleout import Fault, Outcome
+from tests.scaleout import Attempt, Fault, Outcome
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Shift:
     probe_seconds: float  # how long that read took (the picker applied its answer at its end)
     probe_late: float  # how much more than one interval after the previous read it began
     last_choice: float | None  # the last choice of the pod before it was back (None: none near the fault)
+    chosen_before: int  # choices of the pod in the interval before `unready` (0: routing had gone elsewhere)
     chosen_after: int  # choices of the pod at or after `unready`
     refused_after: int  # of those, attempts the pod refused (the client asked the picker again)
     completed_after: int  # of those, attempts it completed
@@ -60,6 +61,7 @@ def shifts(outcome: Outcome) -> list[Shift]:
                 probe.ended - probe.started,
                 probe.late,
                 max(window) if window else None,
+                sum(1 for at in window if fault.unready - picker.interval <= at < fault.unready),
                 len(since),
                 sum(1 for a in since if a.outcome == "refused"),
                 sum(1 for a in since if a.outcome == "completed"),
@@ -149,6 +151,16 @@ def losses(outcome: Outcome) -> Losses:
     return Losses(at_kill, other, silent, sum(f.open for f in kills))
 
 
+def open_at(outcome: Outcome, fault: Fault) -> list[Attempt]:
+    """The attempts open on the fault's pod when its signal was sent."""
+    return [
+        a
+        for request in outcome.load.requests
+        for a in request.attempts
+        if a.pod == fault.pod and a.chosen < fault.injected < a.ended
+    ]
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -182,6 +194,7 @@ def report(outcome: Outcome) -> dict[str, Any]:
                 "notice": round(s.noticed - s.unready, 4),
                 "probe_seconds": round(s.probe_seconds, 4),
                 "probe_late": round(s.probe_late, 4),
+                "chosen_before": s.chosen_before,
                 "chosen_after": s.chosen_after,
                 "refused_after": s.refused_after,
                 "completed_after": s.completed_after,
@@ -189,7 +202,14 @@ def report(outcome: Outcome) -> dict[str, Any]:
             for s in found
         ],
         "drains": [
-            {"pod": f.pod, "exit_code": f.exit_code, "seconds": round(f.drain_seconds or 0, 3)}
+            {
+                "pod": f.pod,
+                "exit_code": f.exit_code,
+                "seconds": round(f.drain_seconds or 0, 3),
+                "open": f.open,
+                "open_completed": sum(a.outcome == "completed" for a in open_at(outcome, f)),
+                "open_accepted": sum(a.outcome != "refused" for a in open_at(outcome, f)),
+            }
             for f in outcome.faults
             if f.kind == "drain"
         ],
