@@ -221,6 +221,7 @@ def report(outcome: Outcome) -> dict[str, Any]:
             "agree_requests": track.agree_requests,
             "agree_kv": track.agree_kv,
             "busiest": track.busiest,
+            "waiting_nonzero": sum(1 for x in outcome.picker.scrapes if x.ready and (x.waiting or 0) > 0),
             "full_while_ready": [
                 {"pod": x.pod, "at": x.started, "waiting": x.waiting, "running": x.running}
                 for x in track.full_while_ready
