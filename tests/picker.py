@@ -11,7 +11,7 @@ kubernetes-sigs/gateway-api-inference-extension):
   watch in between; a deleted pod leaves at once.)
 - **Scores**, default profile (pkg/epp/config/loader/defaults.go:46-103): `queue-scorer` weight 2,
   `kv-cache-utilization-scorer` weight 2, `prefix-cache-scorer` weight 3, summed per endpoint after
-  clamping each score to [0, 1] (pkg/epp/scheduling/scheduler_profile.go:151-173, 194-201):
+  clamping each score to [0, 1] (pkg/epp/scheduling/scheduler_profile.go:151-173, 194-202):
   - queue: `(max - q) / (max - min)` over the candidates' waiting-queue sizes, 1 for all when they
     are equal (pkg/epp/framework/plugins/scheduling/scorer/queuedepth/queue.go:78-107); the size is
     the gauge truncated to an integer (pkg/epp/framework/plugins/datalayer/extractor/metrics/extractor.go:118);

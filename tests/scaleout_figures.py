@@ -133,9 +133,9 @@ class Losses:
 
 def losses(outcome: Outcome) -> Losses:
     """A SIGKILLed Server takes the requests routed through it: MindIE's Coordinator files each request
-    under its prefill and its decode instance (MindIE-Motor request_monitor/RequestMgr.cpp:132-146) and,
+    under its prefill and its decode instance (MindIE-Motor request_monitor/RequestMgr.cpp:132-147) and,
     when the Controller drops an instance, ends all of its requests (controller_listener/
-    ControllerListener.cpp:702-718), decode half included. Those were accepted while the pod was
+    ControllerListener.cpp:702-719), decode half included. Those were accepted while the pod was
     ready; no router can save them. Everything else must complete."""
     kills = [f for f in outcome.faults if f.kind == "kill"]
     at_kill = other = silent = 0
