@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from supervisor_pd.plan.model import Plan
     from supervisor_pd.runtime.probes import Result
 
+READY = "supervisor_pd_service_ready"
 View = Callable[[], Snapshot]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -137,7 +138,7 @@ class SupervisorCollector(Collector):
         phase = GaugeMetricFamily("supervisor_pd_service_phase", "1 for the phase the service is in.", labels=["phase"])
         for value in Phase:
             phase.add_metric([value.value], 1.0 if view.phase is value else 0.0)
-        ready = GaugeMetricFamily("supervisor_pd_service_ready", "1 when the whole service is ready.")
+        ready = GaugeMetricFamily(READY, "1 when the whole service is ready.")
         ready.add_metric([], 1.0 if view.ready else 0.0)
         draining = GaugeMetricFamily("supervisor_pd_draining", "1 while the service drains to stop.")
         draining.add_metric([], 1.0 if view.phase is Phase.DRAINING else 0.0)
@@ -228,6 +229,7 @@ class MetricsEndpoint:
         self._status: StatusClient | None = None
         self._cache: tuple[float, bytes] | None = None
         self._lock = asyncio.Lock()
+        self._pod_lock = asyncio.Lock()  # the status client takes one scrape at a time
 
     def observe_health(self, name: str, probe: Probe, result: Result) -> None:
         if probe in (Probe.LIVE, Probe.READY):
@@ -265,9 +267,17 @@ class MetricsEndpoint:
         """supervisor_pd_pod_*: every Server's /v1/status read now (api/podgauges.py)."""
         if self._status is None:
             self._status = StatusClient(client_context(self.plan.tls))
-        loads = await podgauges.read_loads(self._status, podgauges.status_targets(self.plan, view))
+        async with self._pod_lock:
+            loads = await podgauges.read_loads(self._status, podgauges.status_targets(self.plan, view))
         ready = all(check.ok for check in readiness(view))
         return podgauges.render(podgauges.gauges(loads, self.proxy.in_flight.value, ready))
+
+    async def render_pod(self) -> bytes:
+        """GET /metrics/pod: the pod's gauges and its readiness alone. An endpoint picker polls every
+        50 ms; the whole /metrics (every child's families) would cost this pod's CPU for nothing."""
+        view = self.view()
+        ready = f"# HELP {READY} 1 when the whole service is ready.\n# TYPE {READY} gauge\n{READY} {int(view.ready)}\n"
+        return await self.pod_gauges(view) + ready.encode()
 
     async def _scrape(self, target: Target) -> Scraped:
         if self._session is None:

@@ -5,6 +5,7 @@
 | GET /livez, /readyz, /startupz (`?verbose`, `/readyz/<check>`) | probes, from memory |
 | GET /v1/status, /v1/processes, /v1/processes/{name}, /v1/processes/{name}/logs | status |
 | GET /metrics | Prometheus text: ours and every child's |
+| GET /metrics/pod | the pod's gauges and readiness alone (for an endpoint picker) |
 | POST the Coordinator's inference paths, GET /v1/models | the inference API |
 | POST /v1/processes/{name}/restart, POST /v1/drain | control: a bearer token on TCP, none on the socket |
 | POST /v1/processes/{name}/stop, /start, /v1/servers/rolling-restart | control, the same (api/operator.py) |
@@ -151,6 +152,7 @@ class ApiServer:
         OperatorRoutes(self).add(app)
         app.router.add_post("/v1/tls/renew", self.renew)
         app.router.add_get("/metrics", self.render_metrics)
+        app.router.add_get("/metrics/pod", self.render_pod_metrics)
         app.router.add_get("/", self.index)
         self.proxy.add_routes(app)
         return app
@@ -160,7 +162,7 @@ class ApiServer:
             {
                 "probes": "GET /livez /readyz /startupz (?verbose, /readyz/<check>)",
                 "status": "GET /v1/status /v1/processes /v1/processes/{name} /v1/processes/{name}/logs[?follow=1]",
-                "metrics": "GET /metrics",
+                "metrics": "GET /metrics (GET /metrics/pod: the pod's gauges alone)",
                 "inference": "POST /v1/chat/completions /v1/completions and the Coordinator's other paths; "
                 "GET /v1/models",
                 "control": "POST /v1/processes/{name}/restart /stop /start, /v1/servers/rolling-restart, /v1/drain "
@@ -308,6 +310,10 @@ class ApiServer:
 
     async def render_metrics(self, request: web.Request) -> web.Response:
         body = await self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def render_pod_metrics(self, request: web.Request) -> web.Response:
+        body = await self.metrics.render_pod()
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     # --- control ------------------------------------------------------------------------

@@ -448,6 +448,29 @@ def test_the_pod_gauges_follow_load_and_are_read_fresh_under_the_childrens_cache
     assert any(a[1] == b[1] and a[0] != b[0] for a, b in itertools.pairwise(seen))
 
 
+def pod_route(run: SupervisorRun) -> dict[str, float]:
+    code, data = run.api("GET", "/metrics/pod")
+    assert code == 200
+    return {family.name: family.samples[0].value for family in text_string_to_metric_families(data.decode())}
+
+
+def test_the_pod_route_serves_the_gauges_alone_and_they_follow_load(run: SupervisorRun) -> None:
+    # What an endpoint picker polling every 50 ms reads (docs/scale-out.md): 4 series, not every child's.
+    idle = wait_until(lambda: (v := pod_route(run))[POD_GAUGES[1]] == 0 and v, 10, what="an idle pod")
+    assert idle == {POD_GAUGES[0]: 0, POD_GAUGES[1]: 0, POD_KV: 0, "supervisor_pd_service_ready": 1}
+    body = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 1000, "stream": True}
+    url = f"http://127.0.0.1:{run.ports.api}/v1/chat/completions"
+    replies: list[int] = []
+    thread = threading.Thread(target=lambda: replies.append(http("POST", url, body, timeout=60, headers=JSON)[0]))
+    thread.start()
+    try:
+        busy = wait_until(lambda: (v := pod_route(run))[POD_GAUGES[1]] == 1 and v, 20, what="one request running")
+        assert busy[POD_KV] > 0
+    finally:
+        thread.join()
+    assert replies == [200]
+
+
 # --- control and auth ------------------------------------------------------------------------------
 
 

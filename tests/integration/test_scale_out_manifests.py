@@ -211,7 +211,7 @@ def test_the_epp_config_is_one_the_v1_5_0_picker_reads() -> None:
     assert engine["kvUsageSpec"] == GAUGES["kv"]
     assert engine["loraSpec"] == engine["cacheInfoSpec"] == "", "no MindIE equivalent: disable the lookups"
     source = plugins["metrics-data-source"]["parameters"]
-    assert source["path"] == "/metrics" and source["path"] in served_get_paths()
+    assert source["path"] == "/metrics/pod" and source["path"] in served_get_paths()
 
 
 def test_a_misspelt_plugin_parameter_fails_though_the_picker_would_ignore_it() -> None:
