@@ -269,7 +269,7 @@ async def test_a_socket_path_that_holds_a_file_is_refused_and_kept(tmp_path: Pat
     "path",
     [
         *("/livez", "/readyz", "/startupz", "/v1/status", "/v1/processes", "/v1/processes/server-1"),
-        *("/v1/models", "/metrics"),
+        *("/v1/models", "/metrics", "/metrics/pod"),
     ],
 )
 async def test_read_only_paths_need_no_token(tmp_path: Path, path: str) -> None:
@@ -554,7 +554,7 @@ async def test_status_answers_no_name_a_page_could_have_rebound(tmp_path: Path, 
         assert (await served.unix("GET", path, {"Host": "evil.example"}))[0] == 200  # the 0600 socket
 
 
-@pytest.mark.parametrize("path", ["/livez", "/readyz", "/metrics", "/v1/models"])
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/metrics", "/metrics/pod", "/v1/models"])
 async def test_probes_and_metrics_answer_any_host(tmp_path: Path, path: str) -> None:
     # Services, kubelets and scrapers reach the port by names the supervisor cannot know.
     async with serve(tmp_path, token=None) as served:
