@@ -86,7 +86,6 @@ def test_routing_shifts_within_one_scrape_interval(outcome: tuple[Outcome, dict[
         assert s.last_choice is None or s.last_choice <= s.noticed, show(figures)
         assert s.probe_started - s.unready <= INTERVAL + s.probe_late + 0.002, show(figures)
         assert s.shift <= INTERVAL + s.probe_seconds + s.probe_late + 0.002, show(figures)
-        assert s.shift < 2 * INTERVAL, show(figures)
 
 
 def test_the_killed_pod_came_back_into_rotation(outcome: tuple[Outcome, dict[str, Any]]) -> None:
