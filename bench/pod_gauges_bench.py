@@ -42,6 +42,7 @@ from bench.api_bench import cpu_seconds, pct, started
 from bench.report import update_section
 from supervisor_pd.api.podgauges import StatusTarget, gauges, read_loads, render
 from supervisor_pd.api.statusclient import StatusClient
+from tests.factories import mindie_status
 from tests.simstack import free_base, wait_until
 from tests.superstack import SupervisorRun
 
@@ -61,23 +62,7 @@ if sys.orig_argv[1:4] == ["-m", "supervisor_pd", "run"]:
     MetricsEndpoint.pod_gauges = _no_pod_gauges
 """
 # What a MindIE Server's /v1/status answers (MindIE-LLM http_handler.cpp:247-316).
-STATUS = json.dumps(
-    {
-        "service": {"roleStatus": "RoleReady", "currentRole": "decode"},
-        "resource": {
-            "availSlotsNum": 190,
-            "availBlockNum": 700,
-            "waitingRequestNum": 2,
-            "runningRequestNum": 10,
-            "swappedRequestNum": 0,
-            "freeNpuBlockNums": 700,
-            "freeCpuBlockNums": 0,
-            "totalNpuBlockNums": 1024,
-            "totalCpuBlockNums": 0,
-        },
-        "linkStatus": {"peers": []},
-    }
-).encode()
+STATUS = json.dumps(mindie_status()).encode()
 
 
 READING = (

@@ -99,3 +99,24 @@ class FakeChecker:
         if port in self.busy:
             return PortProblem(Trouble.IN_USE, "is in use by pid 42 (nginx)")
         return None
+
+
+def mindie_status(role: str = "decode", **resource: object) -> dict[str, object]:
+    """A body shaped as MindIE-LLM's HandleStatusV1 answers it (http_handler.cpp:247-316)."""
+    fields = {
+        "availSlotsNum": 190,
+        "availBlockNum": 700,
+        "waitingRequestNum": 2,
+        "runningRequestNum": 10,
+        "swappedRequestNum": 0,
+        "freeNpuBlockNums": 700,
+        "freeCpuBlockNums": 0,
+        "totalNpuBlockNums": 1024,
+        "totalCpuBlockNums": 0,
+    }
+    fields.update(resource)
+    return {
+        "service": {"roleStatus": "RoleReady", "currentRole": role},
+        "resource": fields,
+        "linkStatus": {"peers": []},
+    }

@@ -18,8 +18,8 @@ import pytest
 
 from supervisor_pd.api.podgauges import ServerLoad, StatusTarget, read_loads
 from supervisor_pd.api.statusclient import StatusClient
+from tests.factories import mindie_status as status
 from tests.simstack import free_base
-from tests.unit.api.test_podgauges import status
 
 pytestmark = pytest.mark.anyio
 
@@ -179,17 +179,19 @@ async def late_reply_on_a_kept_connection(client: StatusClient) -> None:
 
 async def test_a_scrape_cancelled_midway_leaves_no_reply_for_the_next(client: StatusClient) -> None:
     late = reply(200, json.dumps(status("decode", runningRequestNum=99)).encode())
+    asked = asyncio.Event()
 
     async def slow_second(n: int) -> bytes:
         if n == 2:
-            await asyncio.sleep(0.3)
+            asked.set()
+            await asyncio.sleep(0.3)  # the reply is late: it comes after the scrape is cancelled
             return late
         return OK
 
     async with FakeServer(slow_second) as server:
         assert await read_loads(client, [server.target()], seconds=1.0) == [LOAD]  # the connection is made
         first = asyncio.ensure_future(read_loads(client, [server.target()], seconds=5.0))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(asked.wait(), 5.0)  # the request is out, its reply not yet
         first.cancel()  # the scrape's client went away
         with pytest.raises(asyncio.CancelledError):
             await first

@@ -25,6 +25,7 @@ from supervisor_pd.api.podgauges import (
 )
 from supervisor_pd.api.statusclient import StatusClient
 from supervisor_pd.runtime.snapshot import snapshot
+from tests.factories import mindie_status as status
 from tests.unit.api.test_metrics import SERVER_TEXT
 from tests.unit.runtime.fakes import Stack
 from tests.unit.runtime.test_npuwatch import ready_stack
@@ -39,27 +40,6 @@ def decode(running: int = 0, free: int = 1024, total: int = 1024, waiting: int =
 
 
 # --- reading a Server's /v1/status ---------------------------------------------------------
-
-
-def status(role: str = "decode", **resource: object) -> dict[str, object]:
-    """A body shaped as MindIE-LLM's HandleStatusV1 answers it (http_handler.cpp:247-316)."""
-    fields = {
-        "availSlotsNum": 190,
-        "availBlockNum": 700,
-        "waitingRequestNum": 2,
-        "runningRequestNum": 10,
-        "swappedRequestNum": 0,
-        "freeNpuBlockNums": 700,
-        "freeCpuBlockNums": 0,
-        "totalNpuBlockNums": 1024,
-        "totalCpuBlockNums": 0,
-    }
-    fields.update(resource)
-    return {
-        "service": {"roleStatus": "RoleReady", "currentRole": role},
-        "resource": fields,
-        "linkStatus": {"peers": []},
-    }
 
 
 def test_a_status_answer_gives_the_servers_queue_work_and_blocks() -> None:
