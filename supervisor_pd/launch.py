@@ -24,15 +24,12 @@ from supervisor_pd.platform.facts import Level
 from supervisor_pd.runtime.logs import LogSink
 from supervisor_pd.runtime.mindie import MindieRules
 from supervisor_pd.runtime.processes import raise_file_limit
-from supervisor_pd.runtime.states import Phase
 from supervisor_pd.runtime.supervisor import Supervisor
 from supervisor_pd.runtime.tlsclient import client_context
 from supervisor_pd.settings import Settings
 
+
 # How often the wait for the first `service ready` looks at the phase: a hint, not a deadline.
-HINT_POLL = 0.25
-
-
 def _on(value: str) -> bool:
     return value.strip().lower() not in ("", "0", "false", "off", "no")
 
@@ -63,17 +60,6 @@ def first_steps(plan: Plan, settings: Settings, program: str) -> list[str]:
     ]
 
 
-async def show_when_first_ready(supervisor: Supervisor, lines: list[str]) -> None:
-    """`lines`, once, after the service is first ready; never again after a recovery."""
-    engine = supervisor.engine
-    while engine.phase is not Phase.READY:
-        if engine.finished:
-            return
-        await anyio.sleep(HINT_POLL)
-    for line in lines:
-        supervisor.sink.info(line)
-
-
 async def _serve(supervisor: Supervisor, plan: Plan, settings: Settings, certs: CertKeeper) -> int:
     """The HTTP port answers from the first moment (probes say "not started yet") to the last."""
     api = ApiServer(supervisor, plan, settings, certs)
@@ -83,11 +69,8 @@ async def _serve(supervisor: Supervisor, plan: Plan, settings: Settings, certs: 
     gc.collect()
     gc.freeze()
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(show_when_first_ready, supervisor, first_steps(plan, settings, _program()))
-            code = await supervisor.run()
-            tg.cancel_scope.cancel()
-        return code
+        supervisor.engine.first_ready_lines = first_steps(plan, settings, _program())
+        return await supervisor.run()
     finally:
         await api.stop()
 

@@ -68,6 +68,7 @@ class Engine:
         self.phase_since = self.started
         self.phase_reason = "starting"
         self.ever_ready = False
+        self.first_ready_lines: list[str] = []  # logged once, right after the first "service ready"
         self.exit_code, self.exit_reason = ExitCode.OK, ""
         self.finished = False
         self.internal_errors = self.stop_signals = 0

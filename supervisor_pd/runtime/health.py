@@ -281,10 +281,13 @@ class Health:
         if not missing:
             if engine.phase in (Phase.STARTING, Phase.DEGRADED):
                 took = engine.fx.now() - engine.started
-                note = "service ready again" if engine.ever_ready else f"service ready after {took:.1f} s"
+                first = not engine.ever_ready
+                note = f"service ready after {took:.1f} s" if first else "service ready again"
                 engine.ever_ready = True
                 engine.set_phase(Phase.READY, "every serving process is ready, as observed since its last start")
                 engine.log(note)
+                for line in engine.first_ready_lines if first else ():
+                    engine.log(line)
             return
         reason = "not ready: " + ", ".join(self.why_not(child) for child in missing)
         if engine.phase is Phase.READY:

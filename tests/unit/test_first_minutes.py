@@ -3,26 +3,18 @@ first ready, three commands to try with this run's port (launch.py, plan/render.
 
 from __future__ import annotations
 
-import io
 import json
 import shlex
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-import anyio
-import pytest
-
-from supervisor_pd import launch
-from supervisor_pd.launch import first_steps, show_when_first_ready
+from supervisor_pd.launch import first_steps
 from supervisor_pd.plan.model import Plan
 from supervisor_pd.plan.planner import make_plan
 from supervisor_pd.plan.render import run_summary
-from supervisor_pd.runtime.logs import LogSink
-from supervisor_pd.runtime.states import Phase
 from supervisor_pd.settings import Settings
 from tests import factories
 from tests.factories import FakeChecker
+from tests.unit.runtime.fakes import Stack
 
 
 def plan_for(settings: Settings) -> Plan:
@@ -61,40 +53,25 @@ def test_the_first_steps_follow_the_address_tls_and_state_folder(tmp_path: Path)
     assert shlex.split(lines[2]) == ["/opt/venv/bin/supervisor-pd", "status", "--url", "https://127.0.0.2:18125"]
 
 
-class FakeEngine:
-    def __init__(self) -> None:
-        self.phase = Phase.STARTING
-        self.finished = False
+def test_the_first_steps_come_once_right_after_the_first_ready() -> None:
+    stack = Stack()
+    stack.engine.first_ready_lines = ["try it:", "  curl ..."]
+    stack.bring_up()
+    first = stack.fx.logs.index(next(line for line in stack.fx.logs if line.startswith("service ready after")))
+    assert stack.fx.logs[first + 1 : first + 3] == ["try it:", "  curl ..."]
+    stack.exit("server-1")  # a recovery later: no second hint
+    stack.gone("server-1")
+    stack.advance(2)
+    stack.up("server-1")
+    stack.readiness_round()
+    assert "service ready again" in stack.fx.logs
+    assert stack.fx.logs.count("try it:") == 1
 
 
-def fake_supervisor() -> Any:
-    return SimpleNamespace(engine=FakeEngine(), sink=LogSink("text", out=io.BytesIO()))
-
-
-def shown(supervisor: Any) -> list[str]:
-    supervisor.sink.close()
-    return supervisor.sink.out.getvalue().decode().splitlines()
-
-
-@pytest.mark.anyio
-async def test_the_first_steps_come_once_after_the_first_ready(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launch, "HINT_POLL", 0.001)
-    supervisor = fake_supervisor()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(show_when_first_ready, supervisor, ["try it:"])
-        await anyio.sleep(0.01)
-        assert supervisor.sink.tail("supervisor", 10) == []  # not while starting
-        supervisor.engine.phase = Phase.READY
-    # The task group ends only because the wait returned: a recovery later finds nobody waiting.
-    assert shown(supervisor) == ["supervisor | try it:"]
-
-
-@pytest.mark.anyio
-async def test_no_first_steps_when_the_service_never_became_ready(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launch, "HINT_POLL", 0.001)
-    supervisor = fake_supervisor()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(show_when_first_ready, supervisor, ["try it:"])
-        supervisor.engine.phase = Phase.FAILED
-        supervisor.engine.finished = True
-    assert shown(supervisor) == []
+def test_no_first_steps_when_the_service_never_became_ready() -> None:
+    stack = Stack(ready_seconds=10.0)
+    stack.engine.first_ready_lines = ["try it:"]
+    stack.tick()
+    stack.advance(11)  # the ready deadline: the service gives up
+    assert stack.engine.exit_code.name == "STARTUP_DEADLINE"
+    assert "try it:" not in stack.fx.logs
