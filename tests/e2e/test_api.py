@@ -464,8 +464,11 @@ def test_the_pod_route_serves_the_gauges_alone_and_they_follow_load(run: Supervi
     thread = threading.Thread(target=lambda: replies.append(http("POST", url, body, timeout=60, headers=JSON)[0]))
     thread.start()
     try:
-        busy = wait_until(lambda: (v := pod_route(run))[POD_GAUGES[1]] == 1 and v, 20, what="one request running")
-        assert busy[POD_KV] > 0
+        # Running on the prefill Server first (no decode cache yet), then decoding: cache in use.
+        decoding = wait_until(
+            lambda: (v := pod_route(run))[POD_GAUGES[1]] == 1 and v[POD_KV] > 0 and v, 20, what="one request decoding"
+        )
+        assert decoding[POD_GAUGES[0]] == 0 and decoding["supervisor_pd_service_ready"] == 1
     finally:
         thread.join()
     assert replies == [200]
